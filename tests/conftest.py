@@ -1,0 +1,56 @@
+"""Shared fixtures: isolated settings per test, the PostgreSQL URL, a seed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import alphalab.config
+
+PG_URL_ENV = "ALPHALAB_TEST_PG_URL"
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Run each test in its own folder with no ALPHALAB_* variables and no init() values."""
+    for var in alphalab.config.ENV_VARS.values():
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    alphalab.config.reset()
+    yield tmp_path
+    alphalab.config.reset()
+
+
+@pytest.fixture
+def seed() -> int:
+    """The seed of every randomised test, so failures reproduce."""
+    return 20261123
+
+
+def _pg_reachable(url: str) -> str | None:
+    """Return None if PostgreSQL answers at ``url``, else the reason it does not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except Exception as e:  # any failure means "not usable here"
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """URL of the test PostgreSQL server; fails (not skips) under CI=true when it is down."""
+    url = os.environ.get(PG_URL_ENV, DEFAULT_PG_URL)
+    reason = _pg_reachable(url)
+    if reason is not None:
+        message = f"PostgreSQL at {url} is unreachable ({reason}); set {PG_URL_ENV}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url

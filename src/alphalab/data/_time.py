@@ -1,0 +1,44 @@
+"""Date handling shared by handlers and datasets: parse user dates, filter by range."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import polars as pl
+
+from alphalab.exceptions import ConfigError
+
+
+def to_timestamp(value: Any, what: str = "date") -> pd.Timestamp | None:
+    """Parse a user-given date (string, date, datetime, Timestamp); None stays None."""
+    if value is None:
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"The {what} {value!r} is not a date (expected e.g. 2020-01-31)"
+        ) from None
+    if pd.isna(stamp):
+        raise ConfigError(f"The {what} {value!r} is not a date (expected e.g. 2020-01-31)")
+    return stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
+
+
+def date_filter(start: Any = None, end: Any = None, col: str = "datetime") -> pl.Expr:
+    """A Polars predicate for ``start <= col <= end`` (either bound may be None)."""
+    moment = pl.col(col).cast(pl.Datetime("us"))
+    predicate = pl.lit(True)
+    low, high = to_timestamp(start, "start date"), to_timestamp(end, "end date")
+    if low is not None:
+        predicate = predicate & (moment >= pl.lit(low.to_pydatetime(), dtype=pl.Datetime("us")))
+    if high is not None:
+        predicate = predicate & (moment <= pl.lit(high.to_pydatetime(), dtype=pl.Datetime("us")))
+    return predicate
+
+
+def as_date_str(value: Any) -> str | None:
+    """Render a date as ``YYYY-MM-DD`` (for cache keys and messages)."""
+    stamp = to_timestamp(value)
+    return None if stamp is None else dt.date(stamp.year, stamp.month, stamp.day).isoformat()

@@ -1,0 +1,268 @@
+"""Data handlers (Qlib's ``DataHandlerLP``): load features and labels, then process them.
+
+A handler keeps three views of its data: raw (``DK_R``), inference (``DK_I``: infer
+processors applied) and learning (``DK_L``: learn processors applied too). Processors that
+learn (normalisers) fit only on rows inside ``[fit_start_time, fit_end_time]``, so nothing
+from the validation or test period leaks into training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+import polars as pl
+from alphalab.data.storage import MarketStore, open_market_store
+
+from alphalab._progress import phase
+from alphalab.config import Settings, get_settings, init_instance_by_config
+from alphalab.data._columns import select_columns, to_pandas
+from alphalab.data._time import date_filter, to_timestamp
+from alphalab.data.handler._loader import QlibDataLoader, load_cached
+from alphalab.data.processor import Processor
+from alphalab.exceptions import ConfigError, DataError
+from alphalab.logging import get_logger
+
+logger = get_logger(__name__)
+
+_PROCESSOR_MODULE = "alphalab.data.processor"
+
+
+def build_processors(configs: Sequence[Any] | None, where: str) -> list[Processor]:
+    """Instantiate processor configs (``{"class": "ZScoreNorm", "kwargs": {...}}``, names...)."""
+    processors = []
+    for i, config in enumerate(configs or []):
+        try:
+            proc = init_instance_by_config(config, _PROCESSOR_MODULE, accept_types=Processor)
+        except ConfigError as e:
+            raise ConfigError(f"{where}[{i}]: {e}") from None
+        if not isinstance(proc, Processor):
+            raise ConfigError(f"{where}[{i}]: {proc!r} is not a Processor")
+        processors.append(proc)
+    return processors
+
+
+class DataHandlerLP:
+    """Loads features/labels for a universe and date range and applies processors.
+
+    Construction stores the configuration; data is loaded on :meth:`setup_data` (called by
+    the first :meth:`fetch` or by a dataset).
+
+    Args:
+        instruments: A universe name (``"csi300"``, ``"all"``) or a list of codes.
+        start_time: First date of data (history before it is read for the windows).
+        end_time: Last date of data.
+        data_loader: A :class:`QlibDataLoader` or its config.
+        infer_processors: Processors for inference and learning data.
+        learn_processors: Processors for learning data only (e.g. DropnaLabel).
+        shared_processors: Processors applied before both chains.
+        process_type: ``"append"`` (learn chain runs on the infer output) or
+            ``"independent"`` (both chains start from raw data).
+        drop_raw: Free the raw view after processing.
+        fit_start_time: First date processors learn from (default ``start_time``).
+        fit_end_time: Last date processors learn from (default ``end_time``).
+        store: A market store to read instead of the configured ``provider_uri``.
+        cache: Cache computed features under the settings' ``cache_dir``.
+    """
+
+    DK_R: ClassVar[str] = "raw"
+    DK_I: ClassVar[str] = "infer"
+    DK_L: ClassVar[str] = "learn"
+    PTYPE_I: ClassVar[str] = "independent"
+    PTYPE_A: ClassVar[str] = "append"
+
+    def __init__(
+        self,
+        instruments: str | Sequence[str] = "csi300",
+        start_time: Any = None,
+        end_time: Any = None,
+        data_loader: Any = None,
+        infer_processors: Sequence[Any] = (),
+        learn_processors: Sequence[Any] = (),
+        shared_processors: Sequence[Any] = (),
+        process_type: str = "append",
+        drop_raw: bool = False,
+        fit_start_time: Any = None,
+        fit_end_time: Any = None,
+        store: MarketStore | None = None,
+        cache: bool = True,
+    ) -> None:
+        self.instruments = instruments
+        self.start_time = start_time
+        self.end_time = end_time
+        self.data_loader = data_loader
+        self.infer_processors = list(infer_processors)
+        self.learn_processors = list(learn_processors)
+        self.shared_processors = list(shared_processors)
+        self.process_type = process_type
+        self.drop_raw = drop_raw
+        self.fit_start_time = fit_start_time
+        self.fit_end_time = fit_end_time
+        self.store = store
+        self.cache = cache
+        self._views: dict[str, pl.DataFrame] = {}
+        self._fitted: dict[str, list[Processor]] = {}
+
+    # ----------------------------------------------------------------- set-up
+    def _loader(self) -> QlibDataLoader:
+        loader = init_instance_by_config(
+            self.data_loader, "alphalab.data.handler", accept_types=QlibDataLoader
+        )
+        if not isinstance(loader, QlibDataLoader):
+            raise ConfigError(f"data_loader must be a QlibDataLoader; got {loader!r}")
+        return loader
+
+    def _validate(self) -> None:
+        if self.process_type not in (self.PTYPE_A, self.PTYPE_I):
+            raise ConfigError(
+                f"process_type must be 'append' or 'independent'; got {self.process_type!r}"
+            )
+        start, end = to_timestamp(self.start_time), to_timestamp(self.end_time)
+        if start is not None and end is not None and start > end:
+            raise ConfigError(f"start_time {self.start_time} is after end_time {self.end_time}")
+
+    def setup_data(self, settings: Settings | None = None) -> None:
+        """Load the raw data (through the feature cache) and run the processors."""
+        self._validate()
+        settings = settings or get_settings()
+        store = self.store or open_market_store(settings.provider_uri, settings=settings)
+        cache_dir = Path(settings.cache_dir) if self.cache else None
+        loader = self._loader()
+        with phase("Computing features"):
+            raw = load_cached(
+                loader, store, self.instruments, self.start_time, self.end_time, cache_dir
+            )
+        if raw.height == 0:
+            raise DataError(
+                f"No data for instruments {self.instruments!r} between {self.start_time} and "
+                f"{self.end_time}"
+            )
+        with phase("Processing features"):
+            self._process(raw)
+
+    def _fit_transform(self, procs: list[Processor], frame: pl.DataFrame) -> pl.DataFrame:
+        window = date_filter(
+            self.fit_start_time if self.fit_start_time is not None else self.start_time,
+            self.fit_end_time if self.fit_end_time is not None else self.end_time,
+        )
+        for proc in procs:
+            fit_rows = frame.filter(window)
+            if fit_rows.height == 0:
+                raise DataError(
+                    f"No rows in the fit window [{self.fit_start_time}, {self.fit_end_time}] "
+                    f"to fit {type(proc).__name__} on"
+                )
+            proc.fit(fit_rows)
+            frame = proc(frame)
+        return frame
+
+    def _process(self, raw: pl.DataFrame) -> None:
+        fitted = {
+            "shared": build_processors(self.shared_processors, "shared_processors"),
+            "infer": build_processors(self.infer_processors, "infer_processors"),
+            "learn": build_processors(self.learn_processors, "learn_processors"),
+        }
+        for proc in fitted["shared"] + fitted["infer"]:
+            if not proc.is_for_infer():
+                raise ConfigError(
+                    f"{type(proc).__name__} cannot run on inference data (it drops or changes "
+                    "rows by label); put it in learn_processors"
+                )
+        shared = self._fit_transform(fitted["shared"], raw)
+        infer = self._fit_transform(fitted["infer"], shared)
+        learn_input = infer if self.process_type == self.PTYPE_A else shared
+        learn = self._fit_transform(fitted["learn"], learn_input)
+        self._fitted = fitted
+        self._views = {self.DK_I: infer, self.DK_L: learn}
+        if not self.drop_raw:
+            self._views[self.DK_R] = raw
+
+    @property
+    def processors(self) -> dict[str, list[Processor]]:
+        """The fitted processors by chain (``shared``, ``infer``, ``learn``)."""
+        return self._fitted
+
+    # ------------------------------------------------------------------ reads
+    def fetch_polars(
+        self,
+        selector: Any = slice(None, None),
+        level: str | int = "datetime",
+        col_set: str | Sequence[str] | None = "__all",
+        data_key: str = DK_I,
+    ) -> pl.DataFrame:
+        """Like :meth:`fetch` but returns the internal Polars frame (key + value columns)."""
+        if not self._views:
+            self.setup_data()
+        if data_key not in self._views:
+            available = ", ".join(sorted(self._views))
+            raise ConfigError(
+                f"data_key {data_key!r} is not available (drop_raw={self.drop_raw}); "
+                f"choose from: {available}"
+            )
+        frame = self._views[data_key]
+        frame = frame.filter(_selector_filter(selector, level))
+        return frame.select(["datetime", "instrument", *select_columns(frame, col_set)])
+
+    def fetch(
+        self,
+        selector: Any = slice(None, None),
+        level: str | int = "datetime",
+        col_set: str | Sequence[str] | None = "__all",
+        data_key: str = DK_I,
+        squeeze: bool = False,
+        proc_func: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    ) -> pd.DataFrame:
+        """Return data as Qlib does: index (datetime, instrument), columns (group, name).
+
+        Args:
+            selector: A date slice (``slice("2020-01-01", "2020-06-30")``), one date, or
+                instrument code(s) when ``level="instrument"``.
+            level: ``"datetime"`` (0) or ``"instrument"`` (1).
+            col_set: ``"__all"``, a group (``"feature"``: single-level columns) or groups.
+            data_key: ``DK_R``, ``DK_I`` or ``DK_L``.
+            squeeze: Return a Series when one column is selected.
+            proc_func: Applied to the pandas frame before it is returned.
+        """
+        frame = self.fetch_polars(selector, level, col_set, data_key)
+        return frame_to_pandas(frame, col_set, squeeze, proc_func)
+
+    def get_cols(self, col_set: str | Sequence[str] = "__all", data_key: str = DK_I) -> list[str]:
+        """Column names (without group) of ``col_set``."""
+        frame = self.fetch_polars(slice(None, None), "datetime", col_set, data_key).head(0)
+        return [c.partition("/")[2] for c in frame.columns[2:]]
+
+
+def frame_to_pandas(
+    frame: pl.DataFrame,
+    col_set: str | Sequence[str] | None = "__all",
+    squeeze: bool = False,
+    proc_func: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """Convert a fetched Polars frame to Qlib's pandas shape (see :meth:`DataHandlerLP.fetch`)."""
+    columns = [c for c in frame.columns if c not in ("datetime", "instrument")]
+    single_group = isinstance(col_set, str) and col_set != "__all"
+    out = to_pandas(frame, columns, squeeze=single_group)
+    if proc_func is not None:
+        out = proc_func(out)
+    if squeeze and out.shape[1] == 1:
+        return out.iloc[:, 0]
+    return out
+
+
+def _selector_filter(selector: Any, level: str | int) -> pl.Expr:
+    if level in ("datetime", 0):
+        if isinstance(selector, slice):
+            if selector.step is not None:
+                raise ConfigError("A date slice cannot have a step")
+            return date_filter(selector.start, selector.stop)
+        if isinstance(selector, list | tuple) and len(selector) == 2:
+            return date_filter(selector[0], selector[1])
+        return date_filter(selector, selector)
+    if level in ("instrument", 1):
+        if isinstance(selector, slice) and selector == slice(None, None):
+            return pl.lit(True)
+        codes = [selector] if isinstance(selector, str) else list(selector)
+        return pl.col("instrument").is_in(codes)
+    raise ConfigError(f"level must be 'datetime' or 'instrument'; got {level!r}")

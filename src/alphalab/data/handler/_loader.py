@@ -1,0 +1,244 @@
+"""Data loaders: turn expression configs into feature frames read from a market store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from alphalab.data.expr import ExpressionSet
+from alphalab.data.storage import MarketStore
+
+from alphalab.data._columns import KEYS, column
+from alphalab.data._time import as_date_str, date_filter
+from alphalab.exceptions import ConfigError, DataError
+from alphalab.logging import get_logger
+
+logger = get_logger(__name__)
+
+#: Bump when computed values could change for the same inputs, to invalidate feature caches.
+ENGINE_VERSION = "1"
+
+GroupConfig = tuple[list[str], list[str]]
+
+
+def parse_loader_config(config: Any) -> dict[str, GroupConfig]:
+    """Normalise Qlib's loader config to ``{group: (expressions, names)}``.
+
+    Accepts ``{"feature": (exprs, names), "label": (exprs, names)}``, a group given as a bare
+    list of expressions (then names are the expressions), or a bare list for one ``feature``
+    group.
+    """
+    if isinstance(config, list | tuple) and not _is_pair(config):
+        config = {"feature": list(config)}
+    elif _is_pair(config):
+        config = {"feature": config}
+    if not isinstance(config, Mapping) or not config:
+        raise ConfigError(
+            "A loader config must map groups to (expressions, names), e.g. "
+            "{'feature': (['$close/$open'], ['RET']), 'label': (...)}; got " + repr(config)
+        )
+    groups: dict[str, GroupConfig] = {}
+    for group, spec in config.items():
+        if _is_pair(spec):
+            exprs, names = list(spec[0]), list(spec[1])
+        elif isinstance(spec, list | tuple):
+            exprs, names = list(spec), list(spec)
+        else:
+            raise ConfigError(
+                f"Loader group {group!r} must be (expressions, names) or a list of expressions; "
+                f"got {spec!r}"
+            )
+        if len(exprs) != len(names):
+            raise ConfigError(
+                f"Loader group {group!r} has {len(exprs)} expressions but {len(names)} names"
+            )
+        if len(set(names)) != len(names):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            raise ConfigError(f"Loader group {group!r} repeats the name(s) {dupes}")
+        if not all(isinstance(e, str) for e in exprs):
+            raise ConfigError(f"Loader group {group!r}: every expression must be a string")
+        groups[str(group)] = (exprs, [str(n) for n in names])
+    return groups
+
+
+def _is_pair(value: Any) -> bool:
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(v, list | tuple) for v in value)
+    )
+
+
+class QlibDataLoader:
+    """Compute expression groups over a universe and date range (Qlib's ``QlibDataLoader``).
+
+    Args:
+        config: ``{group: (expressions, names)}``; see :func:`parse_loader_config`.
+        filter_pipe: Not supported yet; must be empty.
+        freq: Only ``"day"``.
+        swap_level: Accepted for Qlib compatibility; output is always (datetime, instrument).
+        inst_processors: Not supported; must be empty.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: Any,
+        filter_pipe: Sequence[Any] | None = None,
+        freq: str = "day",
+        swap_level: bool = True,
+        inst_processors: Sequence[Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.filter_pipe = filter_pipe
+        self.freq = freq
+        self.swap_level = swap_level
+        self.inst_processors = inst_processors
+
+    def _check(self) -> dict[str, GroupConfig]:
+        if self.freq != "day":
+            raise ConfigError(f"Only daily data is supported (freq='day'); got freq={self.freq!r}")
+        if self.filter_pipe:
+            raise ConfigError(
+                "filter_pipe (dynamic instrument filters) is not supported yet; remove it or "
+                "pass an explicit instrument list"
+            )
+        if self.inst_processors:
+            raise ConfigError("inst_processors are not supported; remove them from the config")
+        return parse_loader_config(self.config)
+
+    def cache_key(
+        self, store: MarketStore, instruments: list[str], universe: Any, start: Any, end: Any
+    ) -> str:
+        """A key identifying the loaded frame: expressions, instruments, range and data."""
+        groups = self._check()
+        exprs = ExpressionSet([e for ex, _ in groups.values() for e in ex])
+        fields = sorted(exprs.required_fields)
+        payload = {
+            "engine": ENGINE_VERSION,
+            "groups": groups,
+            "universe": universe if isinstance(universe, str) else None,
+            "instruments": instruments,
+            "start": as_date_str(start),
+            "end": as_date_str(end),
+            "data": store.fingerprint(fields, instruments, start, end),
+        }
+        text = json.dumps(payload, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def load(
+        self, store: MarketStore, instruments: Any, start: Any = None, end: Any = None
+    ) -> pl.DataFrame:
+        """Compute every group over ``instruments`` (a universe name or a list) in [start, end].
+
+        Returns:
+            A frame with ``datetime``, ``instrument`` and ``group/name`` columns, sorted by
+            (datetime, instrument), rows limited to universe membership; missing as null.
+        """
+        groups = self._check()
+        codes = resolve_instruments(store, instruments, start, end)
+        flat_exprs = [e for exprs, _ in groups.values() for e in exprs]
+        flat_names = [column(g, n) for g, (_, names) in groups.items() for n in names]
+        exprs = ExpressionSet(flat_exprs, flat_names, fields=store.fields())
+        raw = store.read(
+            sorted(exprs.required_fields),
+            codes,
+            start,
+            end,
+            history=exprs.lookback,
+            future=exprs.lookahead,
+        )
+        computed = exprs.evaluate(raw).filter(date_filter(start, end))
+        if isinstance(instruments, str):
+            computed = filter_membership(computed, store.membership(instruments))
+        values = [c for c in computed.columns if c not in KEYS]
+        computed = computed.with_columns(pl.col(c).cast(pl.Float64).fill_nan(None) for c in values)
+        return computed.sort(KEYS)
+
+
+def resolve_instruments(store: MarketStore, instruments: Any, start: Any, end: Any) -> list[str]:
+    """Instrument codes of a universe name (members within the range) or an explicit list."""
+    if isinstance(instruments, str):
+        codes = store.instruments(instruments, start, end)
+        if not codes:
+            raise DataError(
+                f"The universe {instruments!r} has no instrument between {as_date_str(start)} "
+                f"and {as_date_str(end)}"
+            )
+        return sorted(codes)
+    if isinstance(instruments, list | tuple) and instruments:
+        if not all(isinstance(code, str) for code in instruments):
+            raise ConfigError("An instrument list must contain instrument codes (strings)")
+        return sorted(set(instruments))
+    raise ConfigError(
+        f"'instruments' must be a universe name (e.g. 'csi300') or a list of codes; got "
+        f"{instruments!r}"
+    )
+
+
+def filter_membership(frame: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
+    """Keep the rows whose date lies inside one of the instrument's membership spans."""
+    span_cols = spans.select(
+        "instrument",
+        pl.col("start").cast(pl.Datetime("us")).alias("_start"),
+        pl.col("end").cast(pl.Datetime("us")).alias("_end"),
+    )
+    moment = pl.col("datetime").cast(pl.Datetime("us"))
+    inside = (
+        frame.select(KEYS)
+        .join(span_cols, on="instrument", how="inner")
+        .filter((moment >= pl.col("_start")) & (moment <= pl.col("_end")))
+        .select(KEYS)
+        .unique()
+    )
+    return frame.join(inside, on=list(KEYS), how="semi")
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Write ``frame`` so a reader never sees a partial file (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_cached(
+    loader: QlibDataLoader,
+    store: MarketStore,
+    instruments: Any,
+    start: Any,
+    end: Any,
+    cache_dir: Path | None,
+) -> pl.DataFrame:
+    """Load through a Parquet cache keyed by :meth:`QlibDataLoader.cache_key` (None: no cache)."""
+    if cache_dir is None:
+        return loader.load(store, instruments, start, end)
+    codes = resolve_instruments(store, instruments, start, end)
+    path = (
+        cache_dir
+        / "features"
+        / f"{loader.cache_key(store, codes, instruments, start, end)}.parquet"
+    )
+    if path.is_file():
+        try:
+            logger.info("Features read from cache %s", path.name)
+            return pl.read_parquet(path)
+        except (OSError, pl.exceptions.PolarsError) as e:
+            logger.warning("Ignoring unreadable feature cache %s: %s", path, e)
+    frame = loader.load(store, instruments, start, end)
+    try:
+        write_parquet_atomic(frame, path)
+    except OSError as e:
+        logger.warning("Could not write the feature cache %s: %s", path, e)
+    return frame

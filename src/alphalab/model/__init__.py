@@ -1,5 +1,11 @@
-"""Models: the fit/predict interface, LightGBM, DoubleEnsemble and linear baselines."""
+"""Models: the fit/predict interface, LightGBM, DoubleEnsemble and linear baselines.
 
+PyTorch nets (the ``torch`` extra) are imported on first use.
+"""
+
+from typing import Any
+
+from alphalab._imports import import_optional
 from alphalab.model._base import (
     BaseModel,
     Model,
@@ -14,10 +20,14 @@ from alphalab.model._lightgbm import LGBModel
 from alphalab.model._linear import LinearModel
 
 __all__ = [
+    "ALSTM",
+    "GRU",
+    "LSTM",
     "BaseModel",
     "DEnsembleModel",
     "LGBModel",
     "LinearModel",
+    "MLPModel",
     "Model",
     "ModelFT",
     "TrainingReporter",
@@ -25,3 +35,14 @@ __all__ = [
     "report_training",
     "training_reporter",
 ]
+
+_TORCH_MODELS = {"ALSTM", "GRU", "LSTM", "MLPModel"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_MODELS:
+        import_optional("torch", "torch", f"the {name} model")
+        from alphalab.model import _torch
+
+        return getattr(_torch, name)
+    raise AttributeError(f"module 'alphalab.model' has no attribute {name!r}")

@@ -1,9 +1,10 @@
 """DoubleEnsemble (Zhang et al., 2020) under Qlib's ``DEnsembleModel`` name and kwargs.
 
-LightGBM sub-models are trained one after another. Each new one is trained with sample weights that shrink for samples the ensemble
-already fits well and for samples whose loss barely fell while the previous sub-model trained
-(likely noise), and on a feature subset drawn mostly from the features whose shuffling hurts
-the ensemble most. Predictions are the ``sub_weights``-weighted sum of the sub-models.
+LightGBM sub-models are trained one after another. Each new one is trained with sample weights
+that shrink for samples the ensemble already fits well and for samples whose loss barely fell
+while the previous sub-model trained (likely noise), and on a feature subset drawn mostly from
+the features whose shuffling hurts the ensemble most. Predictions are the
+``sub_weights``-weighted sum of the sub-models.
 """
 
 from __future__ import annotations

@@ -104,6 +104,7 @@ class DataHandlerLP:
         self.cache = cache
         self._views: dict[str, pl.DataFrame] = {}
         self._fitted: dict[str, list[Processor]] = {}
+        self._data_fingerprint: str | None = None
 
     # ----------------------------------------------------------------- set-up
     def _loader(self) -> QlibDataLoader:
@@ -123,15 +124,22 @@ class DataHandlerLP:
         if start is not None and end is not None and start > end:
             raise ConfigError(f"start_time {self.start_time} is after end_time {self.end_time}")
 
-    def setup_data(self, settings: Settings | None = None) -> None:
-        """Load the raw data (through the feature cache) and run the processors."""
+    def setup_data(self, settings: Settings | None = None, *, refit: bool = True) -> None:
+        """Load the raw data (through the feature cache) and run the processors.
+
+        Args:
+            settings: Settings to read data with (default: the resolved settings).
+            refit: Fit the processors again; ``False`` reuses the fitted processors of a
+                handler that was unpickled (e.g. the ``dataset`` artifact of a run), so new
+                data is processed exactly as the training data was.
+        """
         self._validate()
         settings = settings or get_settings()
         store = self.store or open_market_store(settings.provider_uri, settings=settings)
         cache_dir = Path(settings.cache_dir) if self.cache else None
         loader = self._loader()
         with phase("Computing features"):
-            raw = load_cached(
+            raw, self._data_fingerprint = load_cached(
                 loader, store, self.instruments, self.start_time, self.end_time, cache_dir
             )
         if raw.height == 0:
@@ -140,44 +148,64 @@ class DataHandlerLP:
                 f"{self.end_time}"
             )
         with phase("Processing features"):
-            self._process(raw)
+            self._process(raw, refit=refit or not self._fitted)
 
-    def _fit_transform(self, procs: list[Processor], frame: pl.DataFrame) -> pl.DataFrame:
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle configuration and fitted processors, not data (Qlib's ``dump_all=False``)."""
+        state = dict(self.__dict__)
+        state["_views"] = {}
+        state["store"] = None
+        return state
+
+    def _fit_transform(
+        self, procs: list[Processor], frame: pl.DataFrame, fit: bool
+    ) -> pl.DataFrame:
         window = date_filter(
             self.fit_start_time if self.fit_start_time is not None else self.start_time,
             self.fit_end_time if self.fit_end_time is not None else self.end_time,
         )
         for proc in procs:
-            fit_rows = frame.filter(window)
-            if fit_rows.height == 0:
-                raise DataError(
-                    f"No rows in the fit window [{self.fit_start_time}, {self.fit_end_time}] "
-                    f"to fit {type(proc).__name__} on"
-                )
-            proc.fit(fit_rows)
+            if fit:
+                fit_rows = frame.filter(window)
+                if fit_rows.height == 0:
+                    raise DataError(
+                        f"No rows in the fit window [{self.fit_start_time}, "
+                        f"{self.fit_end_time}] to fit {type(proc).__name__} on"
+                    )
+                proc.fit(fit_rows)
             frame = proc(frame)
         return frame
 
-    def _process(self, raw: pl.DataFrame) -> None:
-        fitted = {
-            "shared": build_processors(self.shared_processors, "shared_processors"),
-            "infer": build_processors(self.infer_processors, "infer_processors"),
-            "learn": build_processors(self.learn_processors, "learn_processors"),
-        }
+    def _process(self, raw: pl.DataFrame, refit: bool) -> None:
+        if refit:
+            fitted = {
+                "shared": build_processors(self.shared_processors, "shared_processors"),
+                "infer": build_processors(self.infer_processors, "infer_processors"),
+                "learn": build_processors(self.learn_processors, "learn_processors"),
+            }
+        else:
+            fitted = self._fitted
         for proc in fitted["shared"] + fitted["infer"]:
             if not proc.is_for_infer():
                 raise ConfigError(
                     f"{type(proc).__name__} cannot run on inference data (it drops or changes "
                     "rows by label); put it in learn_processors"
                 )
-        shared = self._fit_transform(fitted["shared"], raw)
-        infer = self._fit_transform(fitted["infer"], shared)
+        shared = self._fit_transform(fitted["shared"], raw, refit)
+        infer = self._fit_transform(fitted["infer"], shared, refit)
         learn_input = infer if self.process_type == self.PTYPE_A else shared
-        learn = self._fit_transform(fitted["learn"], learn_input)
+        learn = self._fit_transform(fitted["learn"], learn_input, refit)
         self._fitted = fitted
         self._views = {self.DK_I: infer, self.DK_L: learn}
         if not self.drop_raw:
             self._views[self.DK_R] = raw
+
+    @property
+    def data_fingerprint(self) -> str:
+        """A stable hash of the expressions, instruments, range and values this handler read."""
+        if self._data_fingerprint is None:
+            raise DataError("The handler has not loaded data yet; call setup_data() first")
+        return self._data_fingerprint
 
     @property
     def processors(self) -> dict[str, list[Processor]]:

@@ -113,13 +113,22 @@ class QlibDataLoader:
             raise ConfigError("inst_processors are not supported; remove them from the config")
         return parse_loader_config(self.config)
 
+    @staticmethod
+    def _expressions(groups: dict[str, GroupConfig], store: MarketStore) -> ExpressionSet:
+        flat_exprs = [e for exprs, _ in groups.values() for e in exprs]
+        flat_names = [column(g, n) for g, (_, names) in groups.items() for n in names]
+        return ExpressionSet(flat_exprs, flat_names, fields=store.fields())
+
     def cache_key(
         self, store: MarketStore, instruments: list[str], universe: Any, start: Any, end: Any
     ) -> str:
         """A key identifying the loaded frame: expressions, instruments, range and data."""
         groups = self._check()
-        exprs = ExpressionSet([e for ex, _ in groups.values() for e in ex])
+        exprs = self._expressions(groups, store)
         fields = sorted(exprs.required_fields)
+        data = store.fingerprint(
+            fields, instruments, start, end, history=exprs.lookback, future=exprs.lookahead
+        )
         payload = {
             "engine": ENGINE_VERSION,
             "groups": groups,
@@ -127,7 +136,7 @@ class QlibDataLoader:
             "instruments": instruments,
             "start": as_date_str(start),
             "end": as_date_str(end),
-            "data": store.fingerprint(fields, instruments, start, end),
+            "data": data,
         }
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:32]
@@ -143,9 +152,7 @@ class QlibDataLoader:
         """
         groups = self._check()
         codes = resolve_instruments(store, instruments, start, end)
-        flat_exprs = [e for exprs, _ in groups.values() for e in exprs]
-        flat_names = [column(g, n) for g, (_, names) in groups.items() for n in names]
-        exprs = ExpressionSet(flat_exprs, flat_names, fields=store.fields())
+        exprs = self._expressions(groups, store)
         raw = store.read(
             sorted(exprs.required_fields),
             codes,
@@ -220,20 +227,22 @@ def load_cached(
     start: Any,
     end: Any,
     cache_dir: Path | None,
-) -> pl.DataFrame:
-    """Load through a Parquet cache keyed by :meth:`QlibDataLoader.cache_key` (None: no cache)."""
-    if cache_dir is None:
-        return loader.load(store, instruments, start, end)
+) -> tuple[pl.DataFrame, str]:
+    """Load through a Parquet cache (None: no cache); also return the data's cache key.
+
+    The key (see :meth:`QlibDataLoader.cache_key`) doubles as the fingerprint of the data a
+    run used: it changes when an expression, the instruments, the range or a value read does.
+    """
     codes = resolve_instruments(store, instruments, start, end)
-    path = (
-        cache_dir
-        / "features"
-        / f"{loader.cache_key(store, codes, instruments, start, end)}.parquet"
-    )
+    key = loader.cache_key(store, codes, instruments, start, end)
+    if cache_dir is None:
+        return loader.load(store, instruments, start, end), key
+    path = cache_dir / "features" / f"{key}.parquet"
     if path.is_file():
         try:
+            frame = pl.read_parquet(path)
             logger.info("Features read from cache %s", path.name)
-            return pl.read_parquet(path)
+            return frame, key
         except (OSError, pl.exceptions.PolarsError) as e:
             logger.warning("Ignoring unreadable feature cache %s: %s", path, e)
     frame = loader.load(store, instruments, start, end)
@@ -241,4 +250,4 @@ def load_cached(
         write_parquet_atomic(frame, path)
     except OSError as e:
         logger.warning("Could not write the feature cache %s: %s", path, e)
-    return frame
+    return frame, key

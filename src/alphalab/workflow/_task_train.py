@@ -1,0 +1,157 @@
+"""Train one task (model + dataset + records) inside a tracked run: Qlib's ``task_train``."""
+
+from __future__ import annotations
+
+import inspect
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from alphalab.config import fill_placeholders, flatten_dict, get_callable_kwargs
+from alphalab.config import init_instance_by_config
+from alphalab.data import DatasetH
+from alphalab.exceptions import ConfigError
+from alphalab.logging import get_logger
+from alphalab.model import BaseModel, Model
+from alphalab.tracking import R, Recorder
+from alphalab.workflow.records import RecordTemp
+
+logger = get_logger(__name__)
+
+#: Placeholders filled while a task runs; ``<PRED>`` is resolved by the records themselves.
+RUNTIME_PLACEHOLDERS = ("MODEL", "DATASET", "PRED")
+
+_RECORD_MODULE = "alphalab.workflow"
+
+
+@dataclass
+class TaskOutcome:
+    """What running a task produced: the fitted model, the dataset and phase timings."""
+
+    model: BaseModel
+    dataset: DatasetH
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+
+
+def resolve_task(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Resolve dotted self-references (``<dataset.kwargs.segments.train.0>``) in a task."""
+    if not isinstance(task, Mapping) or "model" not in task or "dataset" not in task:
+        raise ConfigError("A task needs 'model' and 'dataset' components (and may list 'record')")
+    resolved: dict[str, Any] = fill_placeholders(
+        dict(task), root=task, allow_unresolved=RUNTIME_PLACEHOLDERS
+    )
+    return resolved
+
+
+def build_record(
+    config: Any, recorder: Recorder, model: BaseModel, dataset: DatasetH
+) -> RecordTemp:
+    """Instantiate a record config with ``<MODEL>``/``<DATASET>`` filled and the run injected.
+
+    Records that take ``model``/``dataset`` but do not name them get the task's (as Qlib).
+    """
+    factory, kwargs = get_callable_kwargs(config, _RECORD_MODULE)
+    try:
+        accepted = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        accepted = {}  # type: ignore[assignment]
+    extra: dict[str, Any] = {"recorder": recorder}
+    if "model" in accepted and "model" not in kwargs:
+        extra["model"] = model
+    if "dataset" in accepted and "dataset" not in kwargs:
+        extra["dataset"] = dataset
+    record = init_instance_by_config(
+        config,
+        _RECORD_MODULE,
+        placeholders={"MODEL": model, "DATASET": dataset},
+        allow_unresolved=["PRED"],
+        **extra,
+    )
+    if not isinstance(record, RecordTemp):
+        raise ConfigError(f"A record must be a RecordTemp; {type(record).__name__} is not")
+    return record
+
+
+def log_task_info(recorder: Recorder, task: Mapping[str, Any]) -> None:
+    """Log the task as flattened params, as an artifact, and the host and command line."""
+    params = {k: v for k, v in flatten_dict(task).items() if not _is_runtime_object(v)}
+    params["cmd-sys.argv"] = " ".join(sys.argv)
+    recorder.log_params(**params)
+    recorder.save_objects(task=dict(task))
+    recorder.set_tags(hostname=socket.gethostname())
+
+
+def _is_runtime_object(value: Any) -> bool:
+    return not isinstance(value, str | int | float | bool | list | tuple | dict | type(None))
+
+
+def run_task(
+    task: Mapping[str, Any],
+    recorder: Recorder,
+    *,
+    on_phase: Callable[[str], None] | None = None,
+) -> TaskOutcome:
+    """Build, fit and record one task into ``recorder`` (which must be the running run)."""
+    task = resolve_task(task)
+    phases: dict[str, float] = {}
+
+    def announce(name: str) -> None:
+        logger.info("%s...", name)
+        if on_phase is not None:
+            on_phase(name)
+
+    model = init_instance_by_config(task["model"], "alphalab.model", accept_types=BaseModel)
+    dataset = init_instance_by_config(task["dataset"], "alphalab.data", accept_types=DatasetH)
+    if not isinstance(dataset, DatasetH):
+        raise ConfigError(f"task.dataset must build a DatasetH; got {type(dataset).__name__}")
+    if not isinstance(model, Model):
+        raise ConfigError(f"task.model must build a Model; got {type(model).__name__}")
+    records = task.get("record") or []
+    if isinstance(records, str | Mapping):
+        records = [records]
+    announce("features")
+    with _timed(phases, "features"):
+        dataset.setup_data()
+    recorder.set_tags(data_fingerprint=dataset.handler.data_fingerprint)
+    announce("fit")
+    with _timed(phases, "fit"):
+        model.fit(dataset)
+    recorder.save_objects(**{"params.pkl": model, "dataset": dataset})
+    for config in records:
+        record = build_record(config, recorder, model, dataset)
+        name = type(record).__name__
+        announce(name)
+        with _timed(phases, name):
+            record.generate()
+    return TaskOutcome(model=model, dataset=dataset, phases=phases)
+
+
+def task_train(
+    task_config: Mapping[str, Any],
+    experiment_name: str,
+    recorder_name: str | None = None,
+) -> Recorder:
+    """Train ``task_config`` in a new run of ``experiment_name`` and return its recorder.
+
+    The run ends FINISHED, or FAILED with the error recorded when anything raises.
+    """
+    with R.start(experiment_name=experiment_name, recorder_name=recorder_name):
+        recorder = R.get_recorder()
+        recorder.set_tags(train_status="begin_task_train")
+        log_task_info(recorder, task_config)
+        run_task(task_config, recorder)
+        recorder.set_tags(train_status="end_task_train")
+    return recorder

@@ -25,6 +25,15 @@ from alphalab.evaluate._signal import (
     signal_analysis,
     signal_metrics,
 )
+from alphalab.evaluate.report import (
+    ReportFiles,
+    plot_cumulative_return,
+    plot_drawdown,
+    plot_ic,
+    plot_turnover,
+    render_html_report,
+    write_report,
+)
 from alphalab.evaluate.strategy import TopkDropoutStrategy
 
 __all__ = [
@@ -36,6 +45,7 @@ __all__ = [
     "BacktestResult",
     "ExchangeConfig",
     "MarketData",
+    "ReportFiles",
     "SignalAnalysis",
     "TopkDropoutStrategy",
     "annualization_scaler",
@@ -44,7 +54,13 @@ __all__ = [
     "calc_long_short_return",
     "indicator_analysis",
     "parse_freq",
+    "plot_cumulative_return",
+    "plot_drawdown",
+    "plot_ic",
+    "plot_turnover",
+    "render_html_report",
     "risk_analysis",
     "signal_analysis",
     "signal_metrics",
+    "write_report",
 ]

@@ -247,3 +247,17 @@ def test_deal_price_open_falls_back_to_close_and_gives_price_advantage() -> None
     # pa of a buy = 1 - price / close: A 0.2, B 0 -> mean 0.1; pos = share of pa > 0.
     assert result.indicators.loc[DAYS[1], "pa"] == pytest.approx(0.1)
     assert result.indicators.loc[DAYS[1], "pos"] == pytest.approx(0.5)
+
+
+def test_min_cost_on_small_buys_and_sells() -> None:
+    close = wide([[10.0] * 5] * 3)
+    scores = signal({0: [5, 1, 0, 0, 0], 1: [1, 5, 0, 0, 0]})
+    strategy = TopkDropoutStrategy(signal=scores, topk=1, n_drop=1)
+    result = backtest(strategy, MarketData(close=close), account=1_000.0, exchange_kwargs=EXCHANGE)
+    # d1: buy A for 950 (cost max(0.95, 5) = 5), cash 45. d2: sell A for 950 (cost max(1.9, 5)
+    # = 5), cash 990; buy B for 0.95 x 990 = 940.5 (cost 5), cash 44.5.
+    assert result.orders["cost"].tolist() == pytest.approx([5.0, 5.0, 5.0])
+    assert result.report.loc[DAYS[1], "cash"] == pytest.approx(45.0)
+    assert result.report.loc[DAYS[2], "cash"] == pytest.approx(44.5)
+    assert holdings(result, 2) == pytest.approx({"B": 94.05})
+    assert result.report.loc[DAYS[2], "cost"] == pytest.approx(10.0 / 995.0)

@@ -39,7 +39,7 @@ _BUY, _SELL = 1, -1
 _DUST = 1e-5  # an order dealing no more value than this deals nothing and costs nothing
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BacktestResult:
     """What a backtest produced, with Qlib's names and shapes.
 
@@ -60,6 +60,16 @@ class BacktestResult:
     positions: pd.DataFrame
     indicators: pd.DataFrame
     orders: pd.DataFrame
+
+    def __repr__(self) -> str:
+        report = self.report
+        if report.empty:
+            return "BacktestResult(no day)"
+        return (
+            f"BacktestResult({len(report)} days {report.index[0].date()}.."
+            f"{report.index[-1].date()}, {len(self.orders)} orders, "
+            f"final account {report['account'].iloc[-1]:.2f})"
+        )
 
     def position_dict(self) -> dict[pd.Timestamp, dict[str, Any]]:
         """Positions by date in Qlib's layout (``positions_normal_1day.pkl``).

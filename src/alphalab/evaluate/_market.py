@@ -28,7 +28,7 @@ def _check_wide(name: str, frame: pd.DataFrame) -> None:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class MarketData:
     """Daily market data the backtest reads: wide frames, dates x instruments.
 
@@ -58,6 +58,15 @@ class MarketData:
     factor: pd.DataFrame | None = None
     tradable: pd.DataFrame | None = None
     benchmark: pd.Series | None = None
+
+    def __repr__(self) -> str:
+        present = [f.name for f in fields(self) if getattr(self, f.name) is not None]
+        dates = self.close.index
+        span = f"{dates[0].date()}..{dates[-1].date()}" if len(dates) else "empty"
+        return (
+            f"MarketData({len(dates)} days {span} x {self.close.shape[1]} instruments; "
+            f"fields {present})"
+        )
 
     def __post_init__(self) -> None:
         _check_wide("close", self.close)

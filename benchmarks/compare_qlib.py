@@ -86,6 +86,14 @@ def qlib_side(args: argparse.Namespace) -> None:
         exchange_kwargs={**EXCHANGE, "deal_price": args.deal_price},
     )
     elapsed = time.perf_counter() - t0
+    from qlib.contrib.eva.alpha import calc_ic, calc_long_short_return
+
+    sig = pd.read_csv(WORK / "signal.csv", parse_dates=["datetime"])
+    sig = sig.set_index(["datetime", "instrument"])
+    ic, ric = calc_ic(sig["pred"], sig["label"])
+    long_short, long_avg = calc_long_short_return(sig["pred"], sig["label"])
+    frame = pd.DataFrame({"ic": ic, "ric": ric, "long_short": long_short, "long_avg": long_avg})
+    frame.to_csv(WORK / "qlib_signal.csv", float_format="%.17g")
     report.to_csv(WORK / "qlib_report.csv", float_format="%.17g")
     rows = [
         (date, code, position.get_stock_amount(code))
@@ -118,7 +126,13 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from bench_backtest import synthetic_market
 
-    from alphalab.evaluate import MarketData, TopkDropoutStrategy, backtest
+    from alphalab.evaluate import (
+        MarketData,
+        TopkDropoutStrategy,
+        backtest,
+        calc_ic,
+        calc_long_short_return,
+    )
 
     frame, scores = synthetic_market(args.instruments, args.days)
     frame["volume"] = 1e7
@@ -135,6 +149,11 @@ def main() -> None:
     bench.rename_axis("datetime").rename("bench").to_csv(WORK / "bench.csv", float_format="%.17g")
 
     market = MarketData.from_frame(frame, benchmark=bench)
+    # Label: the next day's close-to-close return (rounded, so that ties occur), some missing.
+    label = (market.close.shift(-1) / market.close - 1).round(3).stack()
+    label.index = label.index.set_names(["datetime", "instrument"])
+    signal = pd.DataFrame({"pred": pred.round(2), "label": label.reindex(pred.index)})
+    signal.to_csv(WORK / "signal.csv", float_format="%.17g")
     strategy = TopkDropoutStrategy(signal=pred, topk=50, n_drop=5, **strategy_options(args))
     exchange = {**EXCHANGE, "deal_price": args.deal_price}
     t0 = time.perf_counter()
@@ -178,6 +197,19 @@ def main() -> None:
         print(
             f"  max |diff| {column:9s} {diff.max():.3e}  (days differing > 1e-9: "
             f"{int((diff > 1e-9).sum())})"
+        )
+
+    ic, ric = calc_ic(signal["pred"], signal["label"])
+    long_short, long_avg = calc_long_short_return(signal["pred"], signal["label"])
+    mine = pd.DataFrame({"ic": ic, "ric": ric, "long_short": long_short, "long_avg": long_avg})
+    other = pd.read_csv(WORK / "qlib_signal.csv", index_col=0, parse_dates=True)
+    for column in mine.columns:
+        diff = (mine[column] - other[column].reindex(mine.index)).abs()
+        both_nan = mine[column].isna() & other[column].reindex(mine.index).isna()
+        print(
+            f"  max |diff| {column:10s} {diff.max():.3e}  (NaN on one side only: "
+            f"{int((mine[column].isna() ^ other[column].reindex(mine.index).isna()).sum())}, "
+            f"on both: {int(both_nan.sum())})"
         )
 
 

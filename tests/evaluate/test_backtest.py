@@ -52,8 +52,11 @@ def test_from_frame_benchmark_instrument_and_errors(seed: int) -> None:
     assert market.benchmark is not None
     expected = (close / close.shift(1) - 1).fillna(0.0)
     np.testing.assert_allclose(market.benchmark.to_numpy(), expected.to_numpy())
-    with pytest.raises(NotFoundError, match="benchmark 'SH000300' is not an instrument"):
+    with pytest.raises(NotFoundError, match=r"benchmark instrument\(s\) \['SH000300'\] are not"):
         MarketData.from_frame(frame, benchmark="SH000300")
+    pair = market.benchmark_returns(["S001", "S002"])
+    changes = market.close[["S001", "S002"]].pct_change(fill_method=None)
+    np.testing.assert_allclose(pair.to_numpy(), changes.mean(axis=1).fillna(0.0).to_numpy())
     with pytest.raises(DataError, match=r"lacks the column\(s\) \['close'\]"):
         MarketData.from_frame(frame.drop(columns="$close"))
     with pytest.raises(DataError, match="repeats the pair"):

@@ -7,7 +7,7 @@ the few orders of the day are visited one by one, as plain numbers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -169,7 +169,7 @@ def backtest(
     start_time: Any = None,
     end_time: Any = None,
     account: float = 1e8,
-    benchmark: str | pd.Series | None = None,
+    benchmark: str | Sequence[str] | pd.Series | None = None,
     exchange_kwargs: Mapping[str, Any] | ExchangeConfig | None = None,
 ) -> BacktestResult:
     """Run a daily TopkDropout backtest with Qlib's exchange semantics.
@@ -188,8 +188,8 @@ def backtest(
         end_time: Last day (default: the trading day after the last date of the signal, or the
             last day of the data).
         account: Initial cash.
-        benchmark: Instrument code or daily return Series; default the market's benchmark
-            (zeros when it has none).
+        benchmark: Instrument code, list of codes (mean change) or daily return Series;
+            default the market's benchmark (zeros when it has none).
         exchange_kwargs: Qlib-style exchange options or an :class:`ExchangeConfig`.
 
     Returns:

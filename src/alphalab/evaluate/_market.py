@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -104,12 +104,15 @@ class MarketData:
         """The instruments, in column order."""
         return self.close.columns
 
-    def benchmark_returns(self, benchmark: str | pd.Series | None = None) -> pd.Series:
+    def benchmark_returns(
+        self, benchmark: str | Sequence[str] | pd.Series | None = None
+    ) -> pd.Series:
         """Daily benchmark returns on :attr:`dates` (0 where unknown).
 
         Args:
-            benchmark: An instrument of the data (its close-to-close change is used), a Series
-                of daily returns, or None for :attr:`benchmark` (zeros when that is None too).
+            benchmark: An instrument of the data (its close-to-close change is used), a list of
+                instruments (the mean of their daily changes, as Qlib does), a Series of daily
+                returns, or None for :attr:`benchmark` (zeros when that is None too).
 
         Raises:
             NotFoundError: ``benchmark`` names an instrument that is not in the data.
@@ -118,21 +121,25 @@ class MarketData:
             benchmark = self.benchmark
         if benchmark is None:
             return pd.Series(0.0, index=self.dates, name="bench")
-        if isinstance(benchmark, str):
-            if benchmark not in self.close.columns:
-                raise NotFoundError(
-                    f"The benchmark {benchmark!r} is not an instrument of the market data; pass "
-                    "its daily returns as a Series or include its prices in the data"
-                )
-            prices = self.close[benchmark]
-            returns = prices / prices.shift(1) - 1.0
-        elif isinstance(benchmark, pd.Series):
+        if isinstance(benchmark, pd.Series):
             returns = benchmark.copy()
             returns.index = pd.DatetimeIndex(pd.to_datetime(returns.index))
+        elif isinstance(benchmark, str) or (
+            isinstance(benchmark, Sequence) and all(isinstance(b, str) for b in benchmark)
+        ):
+            codes = [benchmark] if isinstance(benchmark, str) else list(benchmark)
+            missing = [c for c in codes if c not in self.close.columns]
+            if missing or not codes:
+                raise NotFoundError(
+                    f"The benchmark instrument(s) {missing or codes} are not in the market data; "
+                    "pass the benchmark's daily returns as a Series or include its prices"
+                )
+            prices = self.close[codes]
+            returns = (prices / prices.shift(1) - 1.0).mean(axis=1)
         else:
             raise ConfigError(
-                "benchmark must be an instrument code, a Series of daily returns or None; "
-                f"got {type(benchmark).__name__}"
+                "benchmark must be an instrument code, a list of codes, a Series of daily "
+                f"returns or None; got {type(benchmark).__name__}"
             )
         return returns.reindex(self.dates).astype("float64").fillna(0.0).rename("bench")
 
@@ -141,7 +148,7 @@ class MarketData:
         cls,
         frame: Any,
         *,
-        benchmark: str | pd.Series | None = None,
+        benchmark: str | Sequence[str] | pd.Series | None = None,
         date_col: str = "datetime",
         instrument_col: str = "instrument",
     ) -> MarketData:

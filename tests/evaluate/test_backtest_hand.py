@@ -261,3 +261,13 @@ def test_min_cost_on_small_buys_and_sells() -> None:
     assert result.report.loc[DAYS[2], "cash"] == pytest.approx(44.5)
     assert holdings(result, 2) == pytest.approx({"B": 94.05})
     assert result.report.loc[DAYS[2], "cost"] == pytest.approx(10.0 / 995.0)
+
+
+def test_n_drop_zero_keeps_the_book() -> None:
+    close = wide([[10.0] * 5] * 4)
+    scores = signal({0: [5, 4, 0, 0, 0], 1: [0, 0, 5, 4, 3], 2: [0, 0, 5, 4, 3]})
+    strategy = TopkDropoutStrategy(signal=scores, topk=2, n_drop=0)
+    result = backtest(strategy, MarketData(close=close), account=1e5, exchange_kwargs=EXCHANGE)
+    # Qlib's list[-0:] would sell the whole book every day; alphalab never sells with n_drop=0.
+    assert set(holdings(result, 3)) == {"A", "B"}
+    assert len(result.orders) == 2

@@ -62,6 +62,7 @@ def test_write_report_writes_pngs_and_a_self_contained_page(
         "max_drawdown",
         "Rank ICIR",
         "Long-Short Ann Sharpe",
+        "Holdings on",
         "ffr",
     ):
         assert text in page

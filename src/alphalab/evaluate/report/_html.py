@@ -93,6 +93,17 @@ def _page(
         parts.append(_table(analysis))
         parts.append("<h2>Trade indicators</h2>")
         parts.append(_table(backtest.indicator_analysis()))
+    holdings: list[str] = []
+    if backtest is not None:
+        positions = backtest.positions
+        if len(positions):
+            last_day = positions.index.get_level_values(0).max()
+            final = positions.xs(last_day, level=0).sort_values("weight", ascending=False)
+            holdings.append(
+                f"<h2>Holdings on {pd.Timestamp(last_day).date()} "
+                f"(top {min(20, len(final))} of {len(final)} by weight)</h2>"
+            )
+            holdings.append(_table(final.head(20)))
     if signal is not None:
         parts.append("<h2>Signal analysis</h2>")
         metrics = pd.Series(dict(signal.metrics), dtype="float64").to_frame("value")
@@ -102,6 +113,7 @@ def _page(
         caption = html.escape(captions.get(name, name))
         parts.append(f"<h2>{caption}</h2>")
         parts.append(f'<img alt="{caption}" src="data:image/png;base64,{encoded}">')
+    parts.extend(holdings)
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -121,6 +121,23 @@ def frame_fingerprint(frame: pl.DataFrame) -> str:
     return digest.hexdigest()
 
 
+def repeat_strings(
+    values: Sequence[str], counts: np.ndarray, name: str = "instrument"
+) -> pl.Series:
+    """A String Series holding ``values[k]`` ``counts[k]`` times, in order (fast)."""
+    codes = np.repeat(np.arange(len(values), dtype=np.uint32), counts)
+    return pl.Series(name, list(values), dtype=pl.String).gather(codes)
+
+
+def is_sorted_by_key(frame: pl.DataFrame) -> bool:
+    """Whether ``frame`` is strictly sorted by ``(instrument, datetime)``."""
+    if frame.height < 2:
+        return True
+    inst, when = pl.col("instrument"), pl.col("datetime")
+    ordered = (inst > inst.shift(1)) | ((inst == inst.shift(1)) & (when > when.shift(1)))
+    return bool(frame.select(ordered.slice(1).all()).item())
+
+
 def empty_bars(fields: Sequence[str]) -> pl.DataFrame:
     """An empty frame with the schema :meth:`MarketStore.read` returns."""
     schema: dict[str, Any] = {"datetime": DATETIME_DTYPE, "instrument": pl.String}

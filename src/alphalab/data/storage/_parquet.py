@@ -35,7 +35,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock
 
-from alphalab.data.storage._base import DATETIME_DTYPE, VALUE_DTYPE, MarketStore, datetime_lit
+from alphalab.data.storage._base import (
+    DATETIME_DTYPE,
+    VALUE_DTYPE,
+    MarketStore,
+    datetime_lit,
+    is_sorted_by_key,
+    repeat_strings,
+)
 from alphalab.exceptions import DataError, StoreError
 from alphalab.logging import get_logger
 
@@ -187,10 +194,10 @@ def _grid(cal: np.ndarray, listing: pl.DataFrame) -> pl.DataFrame:
     lo, hi = _span_positions(cal, listing, "listing")
     lengths = np.maximum(hi - lo + 1, 0)
     positions = np.concatenate([np.arange(a, a + n) for a, n in zip(lo, lengths, strict=True)])
-    names = listing.get_column("instrument").to_numpy()
+    names = listing.get_column("instrument").to_list()
     return pl.DataFrame(
         {
-            "instrument": pl.Series(np.repeat(names, lengths), dtype=pl.String),
+            "instrument": repeat_strings(names, lengths),
             "datetime": pl.Series(cal[positions.astype(np.int64)], dtype=DATETIME_DTYPE),
         }
     )
@@ -232,14 +239,13 @@ def _complete_chunk(
             f"{outside.height} bar(s) fall outside their instrument's listing span or the "
             f"calendar, e.g. {row['instrument']} on {row['datetime']:%Y-%m-%d}"
         )
-    return grid.join(chunk, on=["instrument", "datetime"], how="left").sort(
-        "instrument", "datetime"
-    )
+    return grid.join(chunk, on=["instrument", "datetime"], how="left", maintain_order="left")
 
 
 def _chunks_by_instrument(bars: pl.DataFrame, rows: int) -> Iterable[pl.DataFrame]:
     """Split sorted bars into chunks of whole instruments of about ``rows`` rows."""
-    bars = bars.sort("instrument", "datetime")
+    if not is_sorted_by_key(bars):
+        bars = bars.sort("instrument", "datetime")
     counts = bars.group_by("instrument", maintain_order=True).len()
     offset = 0
     taken = 0

@@ -26,6 +26,7 @@ from alphalab.data.storage._base import (
     DATETIME_DTYPE,
     MarketStore,
     datetime_lit,
+    repeat_strings,
     to_datetime64,
 )
 from alphalab.exceptions import DataError, StoreError
@@ -297,9 +298,7 @@ class QlibBinMarketStore(MarketStore):
                 values[name][o + lo_v - start : o + hi_v - start + 1] = chunk
         data = {
             "datetime": pl.Series(cal[positions], dtype=DATETIME_DTYPE),
-            "instrument": pl.Series(
-                np.repeat(np.array(codes, dtype=object), lengths), dtype=pl.String
-            ),
+            "instrument": repeat_strings(codes, lengths),
         }
         data.update({f: pl.Series(values[f]) for f in fields})
         return pl.DataFrame(data)

@@ -30,7 +30,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from alphalab.data.storage._base import DATETIME_DTYPE, VALUE_DTYPE, to_datetime64
+from alphalab.data.storage._base import (
+    DATETIME_DTYPE,
+    VALUE_DTYPE,
+    is_sorted_by_key,
+    repeat_strings,
+    to_datetime64,
+)
 from alphalab.exceptions import ConfigError
 
 #: Fields of the simulated market, in stored order.
@@ -331,7 +337,7 @@ def simulate_market(config: SimulationConfig | None = None) -> SimulatedMarket:
     }
     suspended_t = suspended.T[mask_t]
     data: dict[str, Any] = {
-        "instrument": np.repeat(np.array(names), mask_t.sum(axis=1)),
+        "instrument": repeat_strings(names, mask_t.sum(axis=1)),
         "datetime": np.broadcast_to(cal, (n, n_days))[mask_t],
     }
     for key, values in columns.items():
@@ -362,9 +368,11 @@ def simulate_market(config: SimulationConfig | None = None) -> SimulatedMarket:
                 pl.col("datetime").cast(DATETIME_DTYPE),
                 *value_cols,
             )
-            for frame in (stocks, index)
+            for frame in (index, stocks)
         ]
-    ).sort("instrument", "datetime")
+    )
+    if not is_sorted_by_key(bars):
+        bars = bars.sort("instrument", "datetime")
     listing = pl.DataFrame(
         {
             "instrument": [*names, config.benchmark],

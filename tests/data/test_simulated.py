@@ -69,7 +69,9 @@ def test_label_is_not_leaked_by_same_day_fields(small_market_store) -> None:
         (pl.col("vwap") / c).alias("vwap_r"),
     ).drop_nulls()
     for name in ("open_r", "high_r", "low_r", "vwap_r", "change", "volume", "amount", "factor"):
-        daily = frame.group_by("datetime").agg(ic=pl.corr(pl.col(name).rank(), pl.col(LABEL).rank()))
+        daily = frame.group_by("datetime").agg(
+            ic=pl.corr(pl.col(name).rank(), pl.col(LABEL).rank())
+        )
         assert abs(daily.get_column("ic").fill_nan(None).mean()) < 0.05, name
 
 
@@ -90,15 +92,19 @@ def test_bars_are_consistent(small_market_store) -> None:
     assert traded.drop("change").select(pl.all().null_count()).sum_horizontal().item() == 0
     no_change = traded.filter(pl.col("change").is_null())
     first_days = bars.group_by("instrument").agg(pl.col("datetime").min())
-    assert no_change.select("instrument", "datetime").sort("instrument").equals(
-        first_days.sort("instrument")
+    assert (
+        no_change.select("instrument", "datetime")
+        .sort("instrument")
+        .equals(first_days.sort("instrument"))
     )
     checks = traded.select(
         (pl.col("low") <= pl.col("open")).all().alias("low<=open"),
         (pl.col("low") <= pl.col("close")).all().alias("low<=close"),
         (pl.col("open") <= pl.col("high")).all().alias("open<=high"),
         (pl.col("close") <= pl.col("high")).all().alias("close<=high"),
-        ((pl.col("vwap") >= pl.col("low")) & (pl.col("vwap") <= pl.col("high"))).all().alias("vwap"),
+        ((pl.col("vwap") >= pl.col("low")) & (pl.col("vwap") <= pl.col("high")))
+        .all()
+        .alias("vwap"),
         (pl.col("volume") > 0).all().alias("volume>0"),
         (pl.col("factor") > 0).all().alias("factor>0"),
         (pl.col("change").abs() <= 0.1 + 1e-6).all().alias("limit"),
@@ -114,7 +120,9 @@ def test_bars_are_consistent(small_market_store) -> None:
 
 
 def test_returns_have_fat_tails_and_volatility_clustering() -> None:
-    market = simulate_market(SimulationConfig(n_instruments=60, start="2016-01-01", end="2019-12-31"))
+    market = simulate_market(
+        SimulationConfig(n_instruments=60, start="2016-01-01", end="2019-12-31")
+    )
     returns = (
         market.bars.filter(pl.col("instrument") != "SH000300")
         .with_columns(r=(pl.col("close") / pl.col("close").shift(1) - 1).over("instrument"))
@@ -124,9 +132,11 @@ def test_returns_have_fat_tails_and_volatility_clustering() -> None:
     r = returns.get_column("r").to_numpy().astype(float)
     kurtosis = np.mean((r - r.mean()) ** 4) / np.var(r) ** 2
     assert kurtosis > 4.0, kurtosis
-    absolute = returns.with_columns(a=pl.col("r").abs()).with_columns(
-        lag=pl.col("a").shift(1).over("instrument")
-    ).drop_nulls()
+    absolute = (
+        returns.with_columns(a=pl.col("r").abs())
+        .with_columns(lag=pl.col("a").shift(1).over("instrument"))
+        .drop_nulls()
+    )
     autocorr = np.corrcoef(absolute.get_column("a"), absolute.get_column("lag"))[0, 1]
     assert autocorr > 0.05, autocorr
 

@@ -141,7 +141,30 @@ def _first_ragged_line(file: Path, delimiter: str) -> str:
                     f"line {reader.line_num} has {len(row)} fields where the header has "
                     f"{len(header)}"
                 )
-    return "unreadable CSV"
+    return ""
+
+
+def _check_ragged(file: Path, delimiter: str, n_columns: int) -> None:
+    """Raise DataError for a row with more or fewer fields than the header.
+
+    A vectorised count of separators flags suspicious files; the csv module then finds the
+    exact line (and forgives separators inside quotes).
+    """
+    lines = pl.read_csv(
+        file,
+        has_header=False,
+        separator="\x1f",
+        quote_char=None,
+        new_columns=["line"],
+        infer_schema=False,
+    )
+    counts = lines.select(
+        pl.col("line").fill_null("").str.count_matches(delimiter, literal=True)
+    ).to_series()
+    if counts.len() and (counts != n_columns - 1).any():
+        detail = _first_ragged_line(file, delimiter)
+        if detail:
+            raise DataError(f"{file}: {detail}")
 
 
 def _read_csv_file(file: Path, options: CsvOptions) -> pl.DataFrame:
@@ -153,12 +176,11 @@ def _read_csv_file(file: Path, options: CsvOptions) -> pl.DataFrame:
             truncate_ragged_lines=False,
         )
     except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
-        detail = (
-            _first_ragged_line(file, options.delimiter)
-            if isinstance(e, pl.exceptions.PolarsError)
-            else str(e)
-        )
-        raise DataError(f"{file}: {detail}") from e
+        detail = ""
+        if isinstance(e, pl.exceptions.PolarsError):
+            detail = _first_ragged_line(file, options.delimiter)
+        raise DataError(f"{file}: {detail or e}") from e
+    _check_ragged(file, options.delimiter, len(raw.columns))
     renames = {c: _normalise(c) for c in raw.columns}
     raw = raw.rename(renames)
     mapping = {_normalise(k): v for k, v in options.columns.items()}

@@ -195,3 +195,33 @@ def test_no_provider_means_the_simulated_market(
     store = open_market_store(None, settings=settings)
     assert store.uri == str(tmp_path / "c" / "simulated" / small.digest())
     assert simulated_store(small, cache_dir=tmp_path / "c").version_dir == store.version_dir
+
+
+def test_writer_rejects_inconsistent_data_and_fills_missing_days(tmp_path: Path) -> None:
+    from alphalab.data import write_parquet_store
+
+    cal = np.array(["2021-01-04", "2021-01-05", "2021-01-06"], dtype="datetime64[ns]")
+    listing = pl.DataFrame({"instrument": ["A"], "start": cal[:1], "end": cal[1:2]})
+    universes = listing.with_columns(universe=pl.lit("all"))
+    bars = pl.DataFrame({"instrument": ["A", "A"], "datetime": cal[[0, 2]], "close": [1.0, 2.0]})
+
+    def write(frame: pl.DataFrame) -> ParquetMarketStore:
+        return write_parquet_store(
+            tmp_path / "s",
+            calendar=cal,
+            listing=listing,
+            universes=universes,
+            bars=frame,
+            fields=["close"],
+        )
+
+    with pytest.raises(DataError, match="outside their instrument's listing span.*A on 2021-01-06"):
+        write(bars)
+    with pytest.raises(DataError, match="no listing span: B"):
+        write(bars.with_columns(instrument=pl.lit("B")))
+    with pytest.raises(DataError, match="Duplicate bar for A on 2021-01-04"):
+        write(pl.concat([bars.head(1), bars.head(1)]))
+    assert not (tmp_path / "s" / "alphalab-store.json").exists()
+    store = write(bars.head(1).with_columns(pl.col("close").fill_null(float("nan"))))
+    frame = store.read(["close"], ["A"])
+    assert frame.get_column("close").to_list() == [1.0, None]

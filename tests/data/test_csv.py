@@ -168,5 +168,5 @@ def test_missing_columns_and_folders(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match=r"No file matches '\*\.csv'"):
         (tmp_path / "empty").mkdir()
         import_csv(tmp_path / "empty", tmp_path / "other")
-    with pytest.raises(NotFoundError, match="The CSV folder .* does not exist"):
+    with pytest.raises(NotFoundError, match=r"The CSV folder .* does not exist"):
         import_csv(tmp_path / "nowhere", tmp_path / "other")

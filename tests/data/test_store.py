@@ -98,9 +98,9 @@ def test_read_errors_are_specific(small_market_store) -> None:
     store = small_market_store
     with pytest.raises(NotFoundError, match=r"Unknown field\(s\) \$nope .*available: \$open"):
         store.read(["$close", "$nope"], ["SH600000"])
-    with pytest.raises(NotFoundError, match="unknown instrument.*XX000001"):
+    with pytest.raises(NotFoundError, match=r"unknown instrument.*XX000001"):
         store.read(["close"], ["SH600000", "XX000001"])
-    with pytest.raises(NotFoundError, match="Unknown universe 'csi500'.*all, csi100, csi300"):
+    with pytest.raises(NotFoundError, match=r"Unknown universe 'csi500'.*all, csi100, csi300"):
         store.read(["close"], "csi500")
     with pytest.raises(DataError, match="start '2020-05-01' is after the end '2020-01-01'"):
         store.read(["close"], ["SH600000"], "2020-05-01", "2020-01-01")
@@ -215,7 +215,9 @@ def test_writer_rejects_inconsistent_data_and_fills_missing_days(tmp_path: Path)
             fields=["close"],
         )
 
-    with pytest.raises(DataError, match="outside their instrument's listing span.*A on 2021-01-06"):
+    with pytest.raises(
+        DataError, match=r"outside their instrument's listing span.*A on 2021-01-06"
+    ):
         write(bars)
     with pytest.raises(DataError, match="no listing span: B"):
         write(bars.with_columns(instrument=pl.lit("B")))

@@ -146,19 +146,58 @@ class ParquetMarketStore(MarketStore):
         """Bytes of the version in force."""
         return _folder_size(self._dir)
 
+    def _row_runs(
+        self, instruments: list[str], lo: np.datetime64, hi: np.datetime64, limit: int = 4
+    ) -> list[tuple[int, int]] | None:
+        """Row ranges ``(offset, length)`` of ``bars.parquet`` holding the query's rows.
+
+        ``bars.parquet`` holds exactly one row per listed day, in listing order, so the rows
+        of an instrument's window are known without reading. Returns None when they form
+        more than ``limit`` separate ranges (a filter is then cheaper).
+        """
+        cal = self.calendar_array()
+        listing = self.listing()
+        starts = np.searchsorted(cal, listing.get_column("start").to_numpy())
+        ends = np.searchsorted(cal, listing.get_column("end").to_numpy(), side="right")
+        lengths = ends - starts
+        offsets = np.r_[0, np.cumsum(lengths)]
+        if int(offsets[-1]) != int(self._meta["rows"]):
+            return None  # not the layout this method assumes: use a filter
+        lo_i = int(np.searchsorted(cal, lo))
+        hi_i = int(np.searchsorted(cal, hi, side="right"))
+        wanted = listing.get_column("instrument").is_in(instruments).to_numpy()
+        runs: list[tuple[int, int]] = []
+        for k in np.flatnonzero(wanted):
+            a = max(int(starts[k]), lo_i)
+            b = min(int(ends[k]), hi_i)
+            if b <= a:
+                continue
+            first = int(offsets[k]) + a - int(starts[k])
+            if runs and runs[-1][0] + runs[-1][1] == first:
+                runs[-1] = (runs[-1][0], runs[-1][1] + b - a)
+            else:
+                runs.append((first, b - a))
+                if len(runs) > limit:
+                    return None
+        return runs
+
     def _read_bars(
         self, fields: list[str], instruments: list[str], lo: np.datetime64, hi: np.datetime64
     ) -> pl.DataFrame:
-        predicate = pl.col("datetime").is_between(datetime_lit(lo), datetime_lit(hi))
-        if len(instruments) < self.listing().height:
-            predicate = predicate & pl.col("instrument").is_in(instruments)
         try:
-            return (
-                pl.scan_parquet(self._bars_path)
-                .select("datetime", "instrument", *fields)
-                .filter(predicate)
-                .collect()
-            )
+            scan = pl.scan_parquet(self._bars_path).select("datetime", "instrument", *fields)
+            runs = self._row_runs(instruments, lo, hi)
+            if runs is not None:
+                # A few contiguous row ranges: slices read only the row groups they need
+                # and cost no mask or filtered copy.
+                if not runs:
+                    return scan.slice(0, 0).collect()
+                if len(runs) == 1 and runs[0] == (0, int(self._meta["rows"])):
+                    return scan.collect()
+                return pl.concat([scan.slice(a, n) for a, n in runs]).collect()
+            predicate = pl.col("datetime").is_between(datetime_lit(lo), datetime_lit(hi))
+            predicate = predicate & pl.col("instrument").is_in(instruments)
+            return scan.filter(predicate).collect()
         except (OSError, pl.exceptions.PolarsError) as e:
             raise StoreError(f"Cannot read {self._bars_path}: {e}") from e
 

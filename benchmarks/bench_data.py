@@ -19,6 +19,7 @@ Usage: ``.venv/bin/python benchmarks/bench_data.py [--instruments 300] [--repeat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import subprocess
@@ -39,10 +40,8 @@ def _status_mb(key: str) -> float:
 
 def _reset_peak() -> float:
     """Reset the peak RSS (Linux) and return the current RSS in MB."""
-    try:
+    with contextlib.suppress(OSError):
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
     return _status_mb("VmRSS")
 
 

@@ -107,15 +107,12 @@ def read_qlib_instruments(file: Path) -> pl.DataFrame:
     )
 
 
-def _bin_header(file: Path, n_days: int) -> tuple[int, int]:
-    """Return (start index, number of values) of a ``.day.bin`` file; validate its shape."""
-    size = file.stat().st_size
+def _check_header(file: Path, size: int, first: float, n_days: int) -> tuple[int, int]:
     if size < 4 or size % 4:
         raise DataError(
             f"{file} is not a Qlib feature file: {size} bytes is not a whole number of float32 "
             "values with a start index"
         )
-    first = np.fromfile(file, dtype=_DTYPE, count=1)[0]
     if not np.isfinite(first) or first != int(first) or not 0 <= first < n_days:
         raise DataError(
             f"{file}: the start index {first!r} is not a position in the calendar (0..{n_days - 1})"
@@ -126,6 +123,39 @@ def _bin_header(file: Path, n_days: int) -> tuple[int, int]:
             f"{file}: {count} values from index {int(first)} run past the calendar's {n_days} days"
         )
     return int(first), count
+
+
+def _bin_header(file: Path, n_days: int) -> tuple[int, int]:
+    """Return (start index, number of values) of a ``.day.bin`` file; validate its shape."""
+    size = file.stat().st_size
+    first = np.fromfile(file, dtype=_DTYPE, count=1)[0] if size >= 4 else np.float32(np.nan)
+    return _check_header(file, size, float(first), n_days)
+
+
+def _read_bin_range(
+    file: Path, n_days: int, start: int, stop: int
+) -> tuple[int, np.ndarray] | None:
+    """Read the values of calendar positions ``[start, stop]`` a ``.day.bin`` file holds.
+
+    Returns (position of the first value returned, values), or None when the file does not
+    exist. Raises DataError for a malformed file.
+    """
+    try:
+        f = open(file, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return None
+    with f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(4)
+        first_value = float(np.frombuffer(head, dtype=_DTYPE)[0]) if len(head) == 4 else np.nan
+        first, count = _check_header(file, size, first_value, n_days)
+        lo = max(start, first)
+        hi = min(stop, first + count - 1)
+        if hi < lo:
+            return lo, np.empty(0, dtype=_DTYPE)
+        if lo > first:
+            f.seek(4 * (1 + lo - first))
+        return lo, np.fromfile(f, dtype=_DTYPE, count=hi - lo + 1)
 
 
 class QlibBinMarketStore(MarketStore):
@@ -284,18 +314,13 @@ class QlibBinMarketStore(MarketStore):
             if folder is None:
                 continue
             for name in fields:
-                file = folder / (name + _FREQ_SUFFIX)
-                if not file.is_file():
-                    continue
-                first_i, count = _bin_header(file, cal.size)
-                lo_v = max(start, first_i)
-                hi_v = min(start + n - 1, first_i + count - 1)
-                if hi_v < lo_v:
-                    continue
-                chunk = np.fromfile(
-                    file, dtype=_DTYPE, count=hi_v - lo_v + 1, offset=4 * (1 + lo_v - first_i)
+                found = _read_bin_range(
+                    folder / (name + _FREQ_SUFFIX), cal.size, start, start + n - 1
                 )
-                values[name][o + lo_v - start : o + hi_v - start + 1] = chunk
+                if found is None:
+                    continue
+                lo_v, chunk = found
+                values[name][o + lo_v - start : o + lo_v - start + chunk.size] = chunk
         data = {
             "datetime": pl.Series(cal[positions], dtype=DATETIME_DTYPE),
             "instrument": repeat_strings(codes, lengths),

@@ -25,12 +25,23 @@ from alphalab.exceptions import ConfigError, DataError, NotFoundError, StoreErro
 PRICES = ["close", "open", "high", "low", "volume", "vwap"]
 
 
+@pytest.fixture(scope="module", params=["parquet", "qlib"])
+def any_store(request, small_market_store, tmp_path_factory):
+    """The small market through each backend: every backend must pass the same tests."""
+    if request.param == "parquet":
+        return small_market_store
+    from alphalab.data import QlibBinMarketStore, write_qlib_dir
+
+    folder = write_qlib_dir(small_market_store, tmp_path_factory.mktemp("qlib") / "data")
+    return QlibBinMarketStore(folder)
+
+
 def _all_codes(store) -> list[str]:
     return store.listing().get_column("instrument").to_list()
 
 
-def test_read_schema_and_order(small_market_store) -> None:
-    frame = small_market_store.read(["$close", "volume"], _all_codes(small_market_store))
+def test_read_schema_and_order(any_store) -> None:
+    frame = any_store.read(["$close", "volume"], _all_codes(any_store))
     assert frame.columns == ["datetime", "instrument", "close", "volume"]
     assert frame.schema["datetime"] == DATETIME_DTYPE
     assert frame.schema["instrument"] == pl.String
@@ -39,11 +50,11 @@ def test_read_schema_and_order(small_market_store) -> None:
     assert not frame.select(pl.struct("instrument", "datetime").is_duplicated().any()).item()
     # Missing values are nulls, never NaN.
     assert frame.select(pl.col("close").is_nan().sum()).item() == 0
-    assert set(BASE_FIELDS) <= set(small_market_store.fields())
+    assert set(BASE_FIELDS) <= set(any_store.fields())
 
 
-def test_rows_cover_listing_spans_with_null_suspensions(small_market_store) -> None:
-    store = small_market_store
+def test_rows_cover_listing_spans_with_null_suspensions(any_store) -> None:
+    store = any_store
     cal = store.calendar_array()
     frame = store.read(["close", "open", "volume"], _all_codes(store))
     spans = frame.group_by("instrument").agg(
@@ -70,8 +81,8 @@ def test_rows_cover_listing_spans_with_null_suspensions(small_market_store) -> N
     ) == (True, True)
 
 
-def test_window_history_and_future(small_market_store) -> None:
-    store = small_market_store
+def test_window_history_and_future(any_store) -> None:
+    store = any_store
     cal = store.calendar(None, None)
     full = store.listing().filter(
         (pl.col("start") == pl.lit(cal[0])) & (pl.col("end") == pl.lit(cal[-1]))
@@ -94,8 +105,8 @@ def test_window_history_and_future(small_market_store) -> None:
     assert empty.height == 0 and empty.columns == ["datetime", "instrument", "close"]
 
 
-def test_read_errors_are_specific(small_market_store) -> None:
-    store = small_market_store
+def test_read_errors_are_specific(any_store) -> None:
+    store = any_store
     with pytest.raises(NotFoundError, match=r"Unknown field\(s\) \$nope .*available: \$open"):
         store.read(["$close", "$nope"], ["SH600000"])
     with pytest.raises(NotFoundError, match=r"unknown instrument.*XX000001"):
@@ -112,8 +123,8 @@ def test_read_errors_are_specific(small_market_store) -> None:
         store.read(["close", "$close"], ["SH600000"])
 
 
-def test_universes_and_membership(small_market_store) -> None:
-    store = small_market_store
+def test_universes_and_membership(any_store) -> None:
+    store = any_store
     assert store.universes() == ["all", "csi100", "csi300"]
     spans = store.membership("csi300")
     assert spans.columns == ["instrument", "start", "end"]
@@ -137,8 +148,8 @@ def test_universes_and_membership(small_market_store) -> None:
     assert bench.height == len(store.calendar()) and bench.get_column("close").null_count() == 0
 
 
-def test_read_by_universe_name(small_market_store) -> None:
-    store = small_market_store
+def test_read_by_universe_name(any_store) -> None:
+    store = any_store
     frame = store.read(["close"], "csi100", "2020-01-01", "2020-02-28")
     assert set(frame.get_column("instrument")) == set(
         store.instruments("csi100", "2020-01-01", "2020-02-28")

@@ -53,7 +53,8 @@ def test_info_defaults_to_the_provider_setting(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setenv("ALPHALAB_PROVIDER_URI", str(tmp_path / "s"))
     result = runner.invoke(app, ["data", "info"], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert str(tmp_path / "s") in result.output
+    # The configured store (not the default simulated market, which starts in 2015).
+    assert "2020-01-01 .. 2020-06-30" in result.output and "parquet" in result.output
 
 
 def test_import_csv_with_options_and_errors(tmp_path: Path) -> None:

@@ -437,7 +437,8 @@ def write_parquet_store(
                     )
                 last = full.get_column("instrument")[-1]
                 seen.update(full.get_column("instrument").unique().to_list())
-                out.write_table(full.to_arrow().cast(schema), row_group_size=max(full.height, 1))
+                for group in _chunks_by_instrument(full, ROW_GROUP_ROWS):
+                    out.write_table(group.to_arrow().cast(schema), row_group_size=group.height)
                 rows += full.height
         # Listed instruments without any bar still get their (null) rows.
         absent = listing.filter(~pl.col("instrument").is_in(list(seen)))

@@ -141,21 +141,20 @@ def _read_bin_range(
     exist. Raises DataError for a malformed file.
     """
     try:
-        f = open(file, "rb")  # noqa: SIM115 - closed below
+        with open(file, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(4)
+            first_value = float(np.frombuffer(head, dtype=_DTYPE)[0]) if len(head) == 4 else np.nan
+            first, count = _check_header(file, size, first_value, n_days)
+            lo = max(start, first)
+            hi = min(stop, first + count - 1)
+            if hi < lo:
+                return lo, np.empty(0, dtype=_DTYPE)
+            if lo > first:
+                f.seek(4 * (1 + lo - first))
+            return lo, np.fromfile(f, dtype=_DTYPE, count=hi - lo + 1)
     except FileNotFoundError:
         return None
-    with f:
-        size = os.fstat(f.fileno()).st_size
-        head = f.read(4)
-        first_value = float(np.frombuffer(head, dtype=_DTYPE)[0]) if len(head) == 4 else np.nan
-        first, count = _check_header(file, size, first_value, n_days)
-        lo = max(start, first)
-        hi = min(stop, first + count - 1)
-        if hi < lo:
-            return lo, np.empty(0, dtype=_DTYPE)
-        if lo > first:
-            f.seek(4 * (1 + lo - first))
-        return lo, np.fromfile(f, dtype=_DTYPE, count=hi - lo + 1)
 
 
 class QlibBinMarketStore(MarketStore):

@@ -314,7 +314,11 @@ def simulate_market(config: SimulationConfig | None = None) -> SimulatedMarket:
     index_ret[0] = 0.0
     index_close = 3000.0 * np.cumprod(1.0 + index_ret)
     index_prev = np.r_[index_close[0], index_close[:-1]]
-    rel = lambda x: (weights * np.nan_to_num(x / prev_close - 1.0)).sum(axis=1)  # noqa: E731
+
+    def rel(prices: np.ndarray) -> np.ndarray:
+        """Weighted mean move of ``prices`` relative to the members' previous closes."""
+        return (weights * np.nan_to_num(prices / prev_close - 1.0)).sum(axis=1)
+
     index_open = index_prev * (1.0 + rel(open_))
     index_high = np.maximum(index_prev * (1.0 + rel(high)), np.maximum(index_open, index_close))
     index_low = np.minimum(index_prev * (1.0 + rel(low)), np.minimum(index_open, index_close))

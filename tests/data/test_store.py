@@ -238,3 +238,41 @@ def test_writer_rejects_inconsistent_data_and_fills_missing_days(tmp_path: Path)
     store = write(bars.head(1).with_columns(pl.col("close").fill_null(float("nan"))))
     frame = store.read(["close"], ["A"])
     assert frame.get_column("close").to_list() == [1.0, None]
+
+
+def test_window_reads_match_a_naive_reference(any_store) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    store = any_store
+    cal = store.calendar_array()
+    codes = _all_codes(store)
+    full = store.read(["close"], codes)
+    first, last = pd.Timestamp(cal[0]), pd.Timestamp(cal[-1])
+
+    @settings(max_examples=40, deadline=None)
+    @given(
+        start=st.integers(-10, 800),
+        length=st.integers(0, 200),
+        history=st.integers(0, 30),
+        future=st.integers(0, 30),
+        picks=st.lists(st.sampled_from(codes), min_size=1, max_size=5),
+    )
+    def check(start: int, length: int, history: int, future: int, picks: list[str]) -> None:
+        lo_day = first + pd.Timedelta(days=start)
+        hi_day = lo_day + pd.Timedelta(days=length)
+        got = store.read(["close"], picks, lo_day, hi_day, history=history, future=future)
+        inside = np.flatnonzero((cal >= lo_day.to_datetime64()) & (cal <= hi_day.to_datetime64()))
+        if inside.size == 0:
+            assert got.height == 0
+            return
+        a = max(0, int(inside[0]) - history)
+        b = min(cal.size - 1, int(inside[-1]) + future)
+        expected = full.filter(
+            pl.col("instrument").is_in(picks)
+            & pl.col("datetime").is_between(pl.lit(cal[a]), pl.lit(cal[b]))
+        )
+        assert got.equals(expected)
+        assert lo_day <= last or got.height == 0
+
+    check()

@@ -79,3 +79,10 @@ def small_market_store(tmp_path_factory: pytest.TempPathFactory):
 
     folder = tmp_path_factory.mktemp("small-market") / "store"
     return write_simulated_store(folder, SimulationConfig(**SMALL_MARKET))
+
+
+@pytest.fixture
+def small_market(small_market_store):
+    """Point the ``provider_uri`` setting at the small market for one test; return the store."""
+    alphalab.config.init(provider_uri=small_market_store.uri)
+    return small_market_store

@@ -276,3 +276,7 @@ def test_window_reads_match_a_naive_reference(any_store) -> None:
         assert lo_day <= last or got.height == 0
 
     check()
+
+
+def test_small_market_fixture_sets_the_provider(small_market) -> None:
+    assert open_market_store().uri == small_market.uri

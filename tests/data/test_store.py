@@ -113,6 +113,8 @@ def test_read_errors_are_specific(any_store) -> None:
         store.read(["close"], ["SH600000", "XX000001"])
     with pytest.raises(NotFoundError, match=r"Unknown universe 'csi500'.*all, csi100, csi300"):
         store.read(["close"], "csi500")
+    with pytest.raises(NotFoundError, match=r"'SH000300' is an instrument: pass a list"):
+        store.read(["close"], "SH000300")
     with pytest.raises(DataError, match="start '2020-05-01' is after the end '2020-01-01'"):
         store.read(["close"], ["SH600000"], "2020-05-01", "2020-01-01")
     with pytest.raises(DataError, match="'someday' is not a date"):

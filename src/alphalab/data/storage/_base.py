@@ -286,9 +286,12 @@ class MarketStore(ABC):
         if rows.height == 0:
             if universe == ALL_UNIVERSE:
                 return self.listing()
+            hint = ""
+            if universe in set(self.listing().get_column("instrument").to_list()):
+                hint = f" ({universe!r} is an instrument: pass a list, [{universe!r}])"
             raise NotFoundError(
                 f"Unknown universe {universe!r} in {self.uri}; known universes: "
-                f"{', '.join(self.universes())}"
+                f"{', '.join(self.universes())}{hint}"
             )
         return rows.select("instrument", "start", "end")
 

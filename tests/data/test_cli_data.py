@@ -82,3 +82,13 @@ def test_info_on_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "info", str(tmp_path / "nope")], env=WIDE)
     assert result.exit_code == 1
     assert "does not exist; create it with 'alphalab data generate'" in result.output
+
+
+def test_generate_with_universes(tmp_path: Path) -> None:
+    args = ["data", "generate", str(tmp_path / "s"), *SMALL, "--universe", "top3=3"]
+    result = runner.invoke(app, args, env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert ParquetMarketStore(tmp_path / "s").universes() == ["all", "top3"]
+    result = runner.invoke(app, [*args[:-1], "top3"], env=WIDE)
+    assert result.exit_code == 1
+    assert "--universe expects NAME=SIZE, e.g. csi300=300; got 'top3'" in result.output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -58,17 +58,35 @@ def generate(
     signal_strength: Annotated[
         float, typer.Option(help="Scale of the planted signal (0 removes it).")
     ] = 1.0,
+    universe: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A universe of the largest stocks, NAME=SIZE (repeatable).",
+            show_default="csi300=300, csi100=100",
+        ),
+    ] = None,
 ) -> None:
     """Generate the deterministic simulated market as a Parquet store."""
     from alphalab.config import get_settings
     from alphalab.data import SimulationConfig, simulated_store, write_simulated_store
+    from alphalab.exceptions import ConfigError
 
+    options: dict[str, Any] = {}
+    if universe:
+        sizes: dict[str, int] = {}
+        for item in universe:
+            name, sep, size = item.partition("=")
+            if not sep or not name.strip() or not size.strip().isdigit():
+                raise ConfigError(f"--universe expects NAME=SIZE, e.g. csi300=300; got {item!r}")
+            sizes[name.strip()] = int(size)
+        options["universes"] = sizes
     config = SimulationConfig(
         seed=seed,
         n_instruments=instruments,
         start=start,
         end=end,
         signal_strength=signal_strength,
+        **options,
     )
     began = time.perf_counter()
     if dest is None:

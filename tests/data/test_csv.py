@@ -170,3 +170,11 @@ def test_missing_columns_and_folders(tmp_path: Path) -> None:
         import_csv(tmp_path / "empty", tmp_path / "other")
     with pytest.raises(NotFoundError, match=r"The CSV folder .* does not exist"):
         import_csv(tmp_path / "nowhere", tmp_path / "other")
+
+
+def test_non_utf8_file_is_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    (folder / "x.csv").write_bytes(YAHOO_HEADER.encode() + b"2021-01-04,1,2,0.5,1\xff,1,10\n")
+    with pytest.raises(DataError, match=r"x\.csv: not UTF-8 text \(byte \d+\)"):
+        import_csv(folder, tmp_path / "store")

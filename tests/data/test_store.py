@@ -282,3 +282,14 @@ def test_window_reads_match_a_naive_reference(any_store) -> None:
 
 def test_small_market_fixture_sets_the_provider(small_market) -> None:
     assert open_market_store().uri == small_market.uri
+
+
+def test_concurrent_first_use_generates_the_simulated_market_once(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    config = SimulationConfig(n_instruments=5, start="2020-01-01", end="2020-06-30", seed=9)
+    with ThreadPoolExecutor(3) as pool:
+        stores = list(pool.map(lambda _: simulated_store(config, cache_dir=tmp_path), range(3)))
+    assert len({s.version_dir for s in stores}) == 1
+    folder = tmp_path / "simulated" / config.digest()
+    assert len([p for p in folder.iterdir() if p.name.startswith("v-")]) == 1

@@ -132,15 +132,21 @@ def _normalise(name: str) -> str:
 
 
 def _first_ragged_line(file: Path, delimiter: str) -> str:
-    with open(file, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        header = next(reader, [])
-        for row in reader:
-            if row and len(row) != len(header):
-                return (
-                    f"line {reader.line_num} has {len(row)} fields where the header has "
-                    f"{len(header)}"
-                )
+    """Describe the first row whose field count differs from the header's ("" if none)."""
+    try:
+        with open(file, encoding="utf-8", newline="") as f:
+            reader = csv.reader(f, delimiter=delimiter)
+            header = next(reader, [])
+            for row in reader:
+                if row and len(row) != len(header):
+                    return (
+                        f"line {reader.line_num} has {len(row)} fields where the header has "
+                        f"{len(header)}"
+                    )
+    except UnicodeDecodeError as e:
+        return f"not UTF-8 text (byte {e.start}); convert the file to UTF-8"
+    except csv.Error as e:
+        return f"malformed CSV: {e}"
     return ""
 
 

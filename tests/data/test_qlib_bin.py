@@ -148,12 +148,12 @@ def test_interrupted_import_leaves_the_previous_store_intact(
     def dies_on_second_chunk(self, table, *args, **kwargs):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         if calls["n"] == 2:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("killed while writing chunk 2")
         return original(self, table, *args, **kwargs)
 
     monkeypatch.setattr(pq.ParquetWriter, "write_table", dies_on_second_chunk)
     monkeypatch.setattr("alphalab.data.storage._import._QLIB_BATCH", 5)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="killed while writing chunk 2"):
         import_qlib(qlib_dir, dest)
     assert calls["n"] == 2
     after = ParquetMarketStore(dest)

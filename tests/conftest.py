@@ -54,3 +54,35 @@ def pg_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+# ---------------------------------------------------------------------------- market data
+SMALL_MARKET = {
+    "seed": 7,
+    "n_instruments": 40,
+    "start": "2019-01-01",
+    "end": "2020-12-31",
+    "universes": {"csi300": 20, "csi100": 10},
+    "listing_fraction": 0.3,
+    "delisting_fraction": 0.2,
+    "suspension_rate": 0.01,
+}
+
+
+@pytest.fixture(scope="session")
+def small_market_store(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny deterministic simulated market (40 stocks x 2 years) as a Parquet store.
+
+    Session-scoped and read-only: tests that modify data must write their own store.
+    """
+    from alphalab.data import SimulationConfig, write_simulated_store
+
+    folder = tmp_path_factory.mktemp("small-market") / "store"
+    return write_simulated_store(folder, SimulationConfig(**SMALL_MARKET))
+
+
+@pytest.fixture
+def small_market(small_market_store):
+    """Point the ``provider_uri`` setting at the small market for one test; return the store."""
+    alphalab.config.init(provider_uri=small_market_store.uri)
+    return small_market_store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from alphalab.data.expr import alpha158_expressions, alpha360_expressions
+from alphalab.data.expr import alpha158, alpha360
 from alphalab.data.storage import MarketStore
 
 from alphalab.data.handler._handler import DataHandlerLP
@@ -101,7 +101,8 @@ class Alpha158(_AlphaHandler):
     """158 price/volume features (Qlib's Alpha158); learn: DropnaLabel, CSZScoreNorm(label)."""
 
     def feature_config(self) -> tuple[list[str], list[str]]:
-        return alpha158_expressions()
+        exprs, names = alpha158()
+        return list(exprs), list(names)
 
 
 class Alpha360(_AlphaHandler):
@@ -114,4 +115,5 @@ class Alpha360(_AlphaHandler):
     _default_infer = _ALPHA360_INFER
 
     def feature_config(self) -> tuple[list[str], list[str]]:
-        return alpha360_expressions()
+        exprs, names = alpha360()
+        return list(exprs), list(names)

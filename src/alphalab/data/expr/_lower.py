@@ -14,7 +14,10 @@ Internal primitives (never written by users) start with ``_``:
 - ``_ShiftZero(x)[N]``: x shifted by N rows per instrument, 0 before the first row.
 - ``_Pos()``: 0-based row number per instrument.
 - ``_MaskBy(x, y)``: x where y is present, missing where y is missing.
+- ``_Finite(x)``: x with ±inf turned into missing (pandas' windows skip inf as they skip NaN;
+  every window operator reads its inputs through it).
 - ``_NullIfSmall(s, x)[tol]``: missing where |s| <= tol, else x.
+- ``_NullIfBelow(n, x)[k]``: missing where n < k, else x.
 - ``_RollRank(x)[N]``: rolling rank (average ties) of the current value among present ones.
 - ``_ArgKey(x)[sign]``: an integer key ordering rows by ``sign * x`` then by earliest row.
 - ``_IdxFromKey(key, pos)[N]``: 1-based position in the window of the row holding the rolling
@@ -23,17 +26,16 @@ Internal primitives (never written by users) start with ``_``:
 
 from __future__ import annotations
 
-from alphalab.data.expr._ast import Call, Const, Field, Node
+from collections.abc import Callable
+
+from alphalab.data.expr._ast import Call, Const, Node, Param
+from alphalab.data.expr._operators import OPERATORS, Extent
 
 # The absolute tolerance under which a rolling standard deviation counts as zero.
 ZERO_STD_TOL = 2e-5
 
-_PRIMITIVE_ROLLING = frozenset(
-    {"Mean", "Sum", "Std", "Var", "Max", "Min", "Med", "Skew", "Kurt", "Quantile"}
-)
 
-
-def _c(op: str, *args: Node, params: tuple[int | float | str, ...] = ()) -> Call:
+def _c(op: str, *args: Node, params: tuple[Param, ...] = ()) -> Call:
     return Call(op, tuple(args), params)
 
 
@@ -47,6 +49,9 @@ def lower(node: Node) -> Node:
         return node
     args = tuple(lower(a) for a in node.args)
     op, params = node.op, node.params
+    spec = OPERATORS.get(op)
+    if spec is not None and spec.extent in (Extent.WINDOW, Extent.UNBOUNDED):
+        args = tuple(_c("_Finite", a) for a in args)
     rule = _RULES.get(op)
     if rule is not None:
         return rule(args, params)
@@ -57,18 +62,21 @@ def _count(x: Node, n: int) -> Node:
     return _c("Sum", _c("_Valid", x), params=(n,))
 
 
-def _rank(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+def _rank(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     (x,), (n,) = args, params
     return _c("Div", _c("_RollRank", x, params=(n,)), _count(x, int(n)))
 
 
-def _delta(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+def _delta(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     (x,), (n,) = args, params
     return _c("Sub", x, _c("Ref", x, params=(n,)))
 
 
-def _idx(sign: int) -> object:
-    def rule(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+Rule = Callable[[tuple[Node, ...], tuple[Param, ...]], Node]
+
+
+def _idx(sign: int) -> Rule:
+    def rule(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
         (x,), (n,) = args, params
         key = _c("_ArgKey", x, params=(sign,))
         return _c("_IdxFromKey", key, _c("_Pos"), params=(n,))
@@ -92,7 +100,8 @@ class _Ols:
         sx = _c("Div", _c("Mul", self.n, _c("Add", self.n, _k(1))), _k(2))
         # n * sum(i^2) - (sum i)^2 = n^2 (n^2 - 1) / 12
         nn = _c("Mul", self.n, self.n)
-        self.den_x = _c("Div", _c("Mul", nn, _c("Sub", nn, _k(1))), _k(12))
+        den_x = _c("Div", _c("Mul", nn, _c("Sub", nn, _k(1))), _k(12))
+        self.den_x = _c("_NullIfBelow", self.n, den_x, params=(2,))
         self.num = _c("Sub", _c("Mul", self.n, sxy), _c("Mul", sx, self.sy))
         self.slope = _c("Div", self.num, self.den_x)
         self.window = n
@@ -111,15 +120,15 @@ class _Ols:
         return _c("Sub", self.x, _c("Add", mean, _c("Mul", self.slope, dx)))
 
 
-def _slope(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+def _slope(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     return _Ols(args[0], int(params[0])).slope
 
 
-def _rsquare(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+def _rsquare(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     return _Ols(args[0], int(params[0])).rsquare()
 
 
-def _resi(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+def _resi(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     return _Ols(args[0], int(params[0])).resi()
 
 
@@ -131,15 +140,17 @@ def _cov_parts(x: Node, y: Node, n: int) -> tuple[Node, Node, Node]:
     mxy = _c("Mean", _c("Mul", xm, ym), params=(n,))
     mx = _c("Mean", xm, params=(n,))
     my = _c("Mean", ym, params=(n,))
-    cov = _c("Mul", _c("Sub", mxy, _c("Mul", mx, my)), _c("Div", count, _c("Sub", count, _k(1))))
+    factor = _c("Div", count, _c("Sub", count, _k(1)))
+    factor = _c("_NullIfBelow", count, factor, params=(2,))  # ddof = 1
+    cov = _c("Mul", _c("Sub", mxy, _c("Mul", mx, my)), factor)
     return xm, ym, cov
 
 
-def _cov(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+def _cov(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     return _cov_parts(args[0], args[1], int(params[0]))[2]
 
 
-def _corr(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+def _corr(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     x, y = args
     n = int(params[0])
     xm, ym, cov = _cov_parts(x, y, n)
@@ -151,7 +162,7 @@ def _corr(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node
     return corr
 
 
-def _wma(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+def _wma(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     (x,), (n,) = args, params
     pos = _c("_Pos")
     valid = _c("_Valid", x)
@@ -166,11 +177,11 @@ def _wma(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
     return _c("Div", weighted(x), weighted(valid))
 
 
-def _count_rule(args: tuple[Node, ...], params: tuple[int | float | str, ...]) -> Node:
+def _count_rule(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     return _count(args[0], int(params[0]))
 
 
-_RULES = {
+_RULES: dict[str, Rule] = {
     "Rank": _rank,
     "Delta": _delta,
     "IdxMax": _idx(1),
@@ -184,4 +195,4 @@ _RULES = {
     "Count": _count_rule,
 }
 
-__all__ = ["ZERO_STD_TOL", "Field", "lower"]
+__all__ = ["ZERO_STD_TOL", "lower"]

@@ -141,6 +141,15 @@ def _cs_zscore(a: list[pl.Expr], p: tuple[Param, ...], c: _Ctx) -> pl.Expr:
     return _clean((x - x.mean().over(DATETIME)) / x.std(ddof=1).over(DATETIME))
 
 
+def _finite(a: list[pl.Expr], p: tuple[Param, ...], c: _Ctx) -> pl.Expr:
+    return a[0].replace([float("inf"), float("-inf")], None)
+
+
+def _null_if_below(a: list[pl.Expr], p: tuple[Param, ...], c: _Ctx) -> pl.Expr:
+    n, x = a
+    return pl.when(n >= float(p[0])).then(x)
+
+
 def _null_if_small(a: list[pl.Expr], p: tuple[Param, ...], c: _Ctx) -> pl.Expr:
     s, x = a
     return pl.when(s.abs() <= float(p[0])).then(None).otherwise(x)
@@ -191,6 +200,8 @@ COMPILERS: dict[str, Compiler] = {
     "_Pos": lambda a, p, c: _f(_pos()),
     "_MaskBy": lambda a, p, c: pl.when(a[1].is_not_null()).then(a[0]),
     "_NullIfSmall": _null_if_small,
+    "_NullIfBelow": _null_if_below,
+    "_Finite": _finite,
     "_RollRank": _rolling(lambda x, w: x.rolling_rank(w, "average", min_samples=1)),
     "_ArgKey": _arg_key,
     "_IdxFromKey": _idx_from_key,

@@ -253,8 +253,14 @@ ELEMENTWISE: list[tuple[str, Callable[[pd.DataFrame], np.ndarray]]] = [
     ("$c <= 1", lambda d: _nan_where_missing(np.less_equal)(d.c, np.ones(len(d)))),
     ("$c == 1", lambda d: _nan_where_missing(np.equal)(d.c, np.ones(len(d)))),
     ("Ne($c, 1)", lambda d: _nan_where_missing(np.not_equal)(d.c, np.ones(len(d)))),
-    ("($c > 1) & ($a > 50)", lambda d: _nan_where_missing(lambda x, y: (x > 1) & (y > 50))(d.c, d.a)),
-    ("($c > 1) | ($a > 50)", lambda d: _nan_where_missing(lambda x, y: (x > 1) | (y > 50))(d.c, d.a)),
+    (
+        "($c > 1) & ($a > 50)",
+        lambda d: _nan_where_missing(lambda x, y: (x > 1) & (y > 50))(d.c, d.a),
+    ),
+    (
+        "($c > 1) | ($a > 50)",
+        lambda d: _nan_where_missing(lambda x, y: (x > 1) | (y > 50))(d.c, d.a),
+    ),
     ("Not($c)", lambda d: _nan_where_missing(lambda x: x == 0)(d.c)),
     ("Abs($neg)", lambda d: np.abs(d.neg)),
     ("Sign($neg)", lambda d: np.sign(d.neg)),

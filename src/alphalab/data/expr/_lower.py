@@ -156,6 +156,8 @@ def _corr(args: tuple[Node, ...], params: tuple[Param, ...]) -> Node:
     xm, ym, cov = _cov_parts(x, y, n)
     var = _c("Mul", _c("Var", xm, params=(n,)), _c("Var", ym, params=(n,)))
     corr: Node = _c("Div", cov, _c("Power", var, _k(0.5)))
+    # a window whose paired values do not vary: 0/0 in pandas, NaN
+    corr = _c("_NullIfSmall", var, corr, params=(0.0,))
     for side in (y, x):
         std = _c("Std", side, params=(n,))
         corr = _c("_NullIfSmall", std, corr, params=(ZERO_STD_TOL,))

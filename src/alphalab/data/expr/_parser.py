@@ -273,7 +273,7 @@ class _Parser:
 
     def at_end_of_argument(self, ahead: int) -> bool:
         nxt = self.tokens[self.i + ahead]
-        return nxt.kind is Tok.OP and nxt.text in (",", ")")
+        return nxt.kind is Tok.END or (nxt.kind is Tok.OP and nxt.text in (",", ")"))
 
 
 def unknown_field_message(name: str, fields: Collection[str]) -> str:

@@ -311,7 +311,9 @@ def _count_references(roots: Sequence[Node]) -> int:
     return total
 
 
-def _to_polars(node: Node, columns: dict[int, str], ctx: _Ctx, cache: dict[int, pl.Expr]) -> pl.Expr:
+def _to_polars(
+    node: Node, columns: dict[int, str], ctx: _Ctx, cache: dict[int, pl.Expr]
+) -> pl.Expr:
     if isinstance(node, Field):
         return pl.col(node.name)
     if isinstance(node, Const):
@@ -363,5 +365,7 @@ def run_plan(
         work = work.with_columns(exprs)
         columns.update({id(node): name for name, node in stage})
     cache = {}
-    outputs = [_to_polars(r, columns, ctx, cache).alias(n) for r, n in zip(plan.roots, names, strict=True)]
+    outputs = [
+        _to_polars(r, columns, ctx, cache).alias(n) for r, n in zip(plan.roots, names, strict=True)
+    ]
     return work.select(DATETIME, INSTRUMENT, *outputs)

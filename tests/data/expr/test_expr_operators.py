@@ -103,7 +103,7 @@ def test_rolling_statistics_match_pandas(market: pd.DataFrame, method: str, n: i
         _check(
             market,
             f"{op}(${field}, {n})",
-            lambda g: getattr(_rolling(g[field], n), method)(),
+            lambda g, field=field: getattr(_rolling(g[field], n), method)(),
             nonempty=n == 0 or n >= too_few,
         )
 
@@ -118,7 +118,11 @@ def test_quantile_is_linear_as_pandas(market: pd.DataFrame, n: int, q: float) ->
 @pytest.mark.parametrize("n", [1, 3, 10, 0])
 def test_rank_is_pandas_rolling_rank_pct(market: pd.DataFrame, n: int) -> None:
     for field in ("a", "c"):
-        _check(market, f"Rank(${field}, {n})", lambda g: _rolling(g[field], n).rank(pct=True))
+        _check(
+            market,
+            f"Rank(${field}, {n})",
+            lambda g, field=field: _rolling(g[field], n).rank(pct=True),
+        )
 
 
 # -- shifts ----------------------------------------------------------------------------------
@@ -148,8 +152,12 @@ def _idx(fn: Callable[[np.ndarray], int], s: pd.Series, n: int) -> list[float]:
 @pytest.mark.parametrize("n", [1, 4, 10, 0])
 def test_idxmax_idxmin_are_one_based_first_occurrence(market: pd.DataFrame, n: int) -> None:
     for field in ("a", "c"):
-        _check(market, f"IdxMax(${field}, {n})", lambda g: _idx(np.nanargmax, g[field], n))
-        _check(market, f"IdxMin(${field}, {n})", lambda g: _idx(np.nanargmin, g[field], n))
+        _check(
+            market, f"IdxMax(${field}, {n})", lambda g, field=field: _idx(np.nanargmax, g[field], n)
+        )
+        _check(
+            market, f"IdxMin(${field}, {n})", lambda g, field=field: _idx(np.nanargmin, g[field], n)
+        )
 
 
 def _ols(w: np.ndarray) -> tuple[float, float, float] | None:
@@ -191,9 +199,9 @@ def _resi(g: pd.DataFrame, f: str, n: int) -> list[float]:
 @pytest.mark.parametrize("n", [2, 5, 20, 0])
 def test_slope_rsquare_resi_are_ols_on_1_to_n(market: pd.DataFrame, n: int) -> None:
     for f in ("a", "flat"):
-        _check(market, f"Slope(${f}, {n})", lambda g: _slope(g, f, n), atol=1e-8)
-        _check(market, f"Rsquare(${f}, {n})", lambda g: _rsquare(g, f, n), atol=1e-7)
-        _check(market, f"Resi(${f}, {n})", lambda g: _resi(g, f, n), atol=1e-7)
+        _check(market, f"Slope(${f}, {n})", lambda g, f=f: _slope(g, f, n), atol=1e-8)
+        _check(market, f"Rsquare(${f}, {n})", lambda g, f=f: _rsquare(g, f, n), atol=1e-7)
+        _check(market, f"Resi(${f}, {n})", lambda g, f=f: _resi(g, f, n), atol=1e-7)
 
 
 @pytest.mark.parametrize("n", [2, 5, 20, 0])
@@ -208,7 +216,12 @@ def test_corr_and_cov_as_pandas_with_zero_variance_nan(market: pd.DataFrame, n: 
 
     for x, y in (("a", "b"), ("flat", "a"), ("c", "neg")):
         _check(market, f"Corr(${x}, ${y}, {n})", corr(x, y), atol=1e-7)
-        _check(market, f"Cov(${x}, ${y}, {n})", lambda g: _rolling(g[x], n).cov(g[y]), atol=1e-7)
+        _check(
+            market,
+            f"Cov(${x}, ${y}, {n})",
+            lambda g, x=x, y=y: _rolling(g[x], n).cov(g[y]),
+            atol=1e-7,
+        )
 
 
 @pytest.mark.parametrize("n", [1, 3, 10])

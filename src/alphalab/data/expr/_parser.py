@@ -123,6 +123,9 @@ class _Parser:
     def error(self, message: str, pos: int | None = None) -> ExpressionError:
         return ExpressionError(message, self.source, self.tok.pos if pos is None else pos)
 
+    def at_end(self) -> bool:
+        return self.tok.kind is Tok.END
+
     def at_op(self, *texts: str) -> bool:
         return self.tok.kind is Tok.OP and self.tok.text in texts
 
@@ -139,10 +142,10 @@ class _Parser:
 
     # -- grammar -------------------------------------------------------------------------
     def parse(self) -> Node:
-        if self.tok.kind is Tok.END:
+        if self.at_end():
             raise self.error("empty expression")
         node = self.comparison()
-        if self.tok.kind is not Tok.END:
+        if not self.at_end():
             raise self.error(f"unexpected {self._describe(self.tok)} after a complete expression")
         return node
 

@@ -25,6 +25,9 @@ from alphalab.exceptions import DataError
 
 DATETIME = "datetime"
 INSTRUMENT = "instrument"
+# A sorted integer id of the instrument: grouping by it is an order of magnitude cheaper than
+# hashing instrument names in every ``over``.
+_GROUP = "__instrument_id"
 F64 = pl.Float64
 
 # _ArgKey packs (dense rank of the value, reversed row number) into one Int64.
@@ -43,7 +46,7 @@ class _Ctx:
 
 
 def _inst(e: pl.Expr) -> pl.Expr:
-    return e.over(INSTRUMENT)
+    return e.over(_GROUP)
 
 
 def _clean(e: pl.Expr) -> pl.Expr:
@@ -356,7 +359,10 @@ def run_plan(
         longest = frame.group_by(INSTRUMENT).len().get_column("len").max()
         if isinstance(longest, int) and longest > MAX_ROWS_PER_INSTRUMENT:
             raise DataError(f"an instrument has more than {MAX_ROWS_PER_INSTRUMENT} rows")
+    inst = pl.col(INSTRUMENT)
+    group = (inst != inst.shift(1)).fill_null(True).cum_sum().cast(pl.UInt32)
     work = frame.with_columns(_clean(pl.col(f).cast(F64)) for f in fields)
+    work = work.with_columns(group.alias(_GROUP)).with_columns(pl.col(_GROUP).set_sorted())
     ctx = _Ctx(frame.height)
     columns: dict[int, str] = {}
     for stage in plan.stages:

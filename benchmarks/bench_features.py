@@ -9,7 +9,8 @@ Usage::
 ``--source`` names a function ``() -> polars.DataFrame`` returning a long frame (datetime,
 instrument, open, high, low, close, vwap, volume), e.g. a reader of the market store; by default
 a random OHLCV market is generated with numpy. Each measurement runs in a fresh process so that
-peak memory (max RSS) is its own; figures are printed, never asserted.
+peak memory (max RSS) is its own; figures are printed, never asserted. CPU time is printed
+beside wall time because a shared machine's load changes the wall time.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -69,10 +71,13 @@ def _measure(args: argparse.Namespace) -> None:
     frame = _load(args)
     expressions, names = (alpha158 if args.handler == "alpha158" else alpha360)()
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu_before = os.times()
     start = time.perf_counter()
     es = ExpressionSet(expressions, names, share=args.mode == "shared")
     out = es.evaluate(frame)
     seconds = time.perf_counter() - start
+    cpu_after = os.times()
+    cpu = (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system)
     rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     plan = es.plan
     print(
@@ -80,6 +85,8 @@ def _measure(args: argparse.Namespace) -> None:
             {
                 "mode": args.mode,
                 "seconds": seconds,
+                "cpu_seconds": cpu,
+                "load_average": os.getloadavg()[0],
                 "rows": frame.height,
                 "input_mb": frame.estimated_size("mb"),
                 "output_mb": out.estimated_size("mb"),
@@ -88,7 +95,7 @@ def _measure(args: argparse.Namespace) -> None:
                 "nodes": plan.n_nodes,
                 "references": plan.n_references,
                 "temporaries": plan.n_shared,
-                "stages": len(plan.stages),
+                "stages": len(plan.batches),
                 "lookback": es.lookback,
             }
         )
@@ -125,7 +132,8 @@ def main() -> None:
     )
     for mode, r in results.items():
         print(
-            f"  {mode:9s} {r['seconds']:6.2f} s   peak RSS {r['peak_rss_mb']:6.0f} MB "
+            f"  {mode:9s} {r['seconds']:6.2f} s wall, {r['cpu_seconds']:6.2f} s CPU "
+            f"(load average {r['load_average']:.1f})   peak RSS {r['peak_rss_mb']:6.0f} MB "
             f"(+{r['peak_growth_mb']:.0f} MB while computing)   operator nodes evaluated: "
             f"{r['nodes'] if mode == 'shared' else r['references']}, "
             f"temporary columns: {r['temporaries']}, stages: {r['stages']}"

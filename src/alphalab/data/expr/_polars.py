@@ -215,26 +215,38 @@ _TRIVIAL = frozenset({"_Valid", "_Neg"})
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    """One ``with_columns`` of a plan.
+
+    Attributes:
+        temporaries: (column name, node) of the shared nodes computed here.
+        outputs: (output position, node) of the requested expressions computed here.
+        drops: Temporary columns no later batch reads, dropped after this one.
+    """
+
+    temporaries: tuple[tuple[str, Call], ...]
+    outputs: tuple[tuple[int, Node], ...]
+    drops: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     """How a set of lowered expressions is evaluated.
 
     Attributes:
-        stages: Temporary columns to add, stage after stage; the nodes within a stage only
-            depend on earlier stages.
-        roots: The canonical node of each requested expression.
+        batches: Run in order; a batch only reads columns of earlier batches.
         n_nodes: Distinct operator nodes in the graph.
         n_references: Operator nodes counted once per use (the work without sharing).
     """
 
-    stages: tuple[tuple[tuple[str, Call], ...], ...]
-    roots: tuple[Node, ...]
+    batches: tuple[Batch, ...]
     n_nodes: int
     n_references: int
 
     @property
     def n_shared(self) -> int:
         """The number of temporary columns (nodes computed once and used several times)."""
-        return sum(len(s) for s in self.stages)
+        return sum(len(b.temporaries) for b in self.batches)
 
 
 def make_plan(roots: Sequence[Node], *, share: bool = True) -> Plan:
@@ -272,7 +284,8 @@ def make_plan(roots: Sequence[Node], *, share: bool = True) -> Plan:
     calls = {id(n): n for n in canon.values() if isinstance(n, Call)}
     n_references = _count_references(roots)
     if not share:
-        return Plan((), canonical_roots, len(calls), n_references)
+        outputs = tuple(enumerate(canonical_roots))
+        return Plan((Batch((), outputs, ()),), len(calls), n_references)
 
     shared = {
         i
@@ -282,6 +295,7 @@ def make_plan(roots: Sequence[Node], *, share: bool = True) -> Plan:
     stage_of: dict[int, int] = {}
 
     def depth(node: Node) -> int:
+        """The batch after which ``node`` can be evaluated (its temporary's batch + 1)."""
         if not isinstance(node, Call):
             return 0
         if id(node) in stage_of:
@@ -292,15 +306,53 @@ def make_plan(roots: Sequence[Node], *, share: bool = True) -> Plan:
             return inner + 1
         return inner
 
-    for r in canonical_roots:
-        depth(r)
+    root_depths = [depth(r) for r in canonical_roots]
     for i in shared:
         depth(calls[i])
-    n_stages = max(stage_of.values(), default=0)
-    stages: list[list[tuple[str, Call]]] = [[] for _ in range(n_stages)]
-    for k, (i, s) in enumerate(sorted(stage_of.items(), key=lambda item: item[1])):
-        stages[s - 1].append((f"__expr_{k}", calls[i]))
-    return Plan(tuple(tuple(s) for s in stages), canonical_roots, len(calls), n_references)
+    n_batches = max([*stage_of.values(), *root_depths], default=0) + 1
+    temporaries: list[list[tuple[str, Call]]] = [[] for _ in range(n_batches)]
+    outputs_of: list[list[tuple[int, Node]]] = [[] for _ in range(n_batches)]
+    names: dict[int, str] = {}
+    for k, (i, stage) in enumerate(sorted(stage_of.items(), key=lambda item: item[1])):
+        names[i] = f"__expr_{k}"
+        temporaries[stage - 1].append((names[i], calls[i]))
+    for j, (root, d) in enumerate(zip(canonical_roots, root_depths, strict=True)):
+        outputs_of[d].append((j, root))
+
+    # Outputs are computed as soon as what they read exists, and a temporary column is dropped
+    # after the last batch that reads it, so few are alive at a time.
+    last_use: dict[int, int] = {}
+    for b in range(n_batches):
+        readers: list[Node] = [a for _, node in temporaries[b] for a in node.args]
+        readers += [node for _, node in outputs_of[b]]
+        for i in _read_columns(readers, shared):
+            last_use[i] = b
+    batches = tuple(
+        Batch(
+            tuple(temporaries[b]),
+            tuple(outputs_of[b]),
+            tuple(names[i] for i, last in last_use.items() if last == b),
+        )
+        for b in range(n_batches)
+    )
+    return Plan(batches, len(calls), n_references)
+
+
+def _read_columns(nodes: Sequence[Node], shared: set[int]) -> set[int]:
+    """The materialised nodes that an inlined evaluation of ``nodes`` reads."""
+    found: set[int] = set()
+    seen: set[int] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, Call) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if id(node) in shared:
+            found.add(id(node))
+        else:
+            stack.extend(node.args)
+    return found
 
 
 def _count_references(roots: Sequence[Node]) -> int:
@@ -365,13 +417,13 @@ def run_plan(
     work = work.with_columns(group.alias(_GROUP)).with_columns(pl.col(_GROUP).set_sorted())
     ctx = _Ctx(frame.height)
     columns: dict[int, str] = {}
-    for stage in plan.stages:
+    for batch in plan.batches:
         cache: dict[int, pl.Expr] = {}
-        exprs = [_to_polars(node, columns, ctx, cache).alias(name) for name, node in stage]
-        work = work.with_columns(exprs)
-        columns.update({id(node): name for name, node in stage})
-    cache = {}
-    outputs = [
-        _to_polars(r, columns, ctx, cache).alias(n) for r, n in zip(plan.roots, names, strict=True)
-    ]
+        exprs = [_to_polars(node, columns, ctx, cache).alias(n) for n, node in batch.temporaries]
+        exprs += [
+            _to_polars(node, columns, ctx, cache).alias(f"__out_{j}") for j, node in batch.outputs
+        ]
+        work = work.with_columns(exprs).drop(batch.drops)
+        columns.update({id(node): name for name, node in batch.temporaries})
+    outputs = [pl.col(f"__out_{j}").alias(name) for j, name in enumerate(names)]
     return work.select(DATETIME, INSTRUMENT, *outputs)

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alphalab.data.expr import compute_features
 
@@ -333,3 +335,33 @@ def test_unsorted_input_gives_the_same_result(market: pd.DataFrame) -> None:
     np.testing.assert_allclose(
         _ours(market, expression, shuffle=True), _ours(market, expression), equal_nan=True
     )
+
+
+# -- property: random lengths, NaN patterns and windows, two instruments ------------------------
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.none(), st.floats(-1e3, 1e3, allow_nan=False).map(lambda v: round(v, 2))),
+        min_size=1,
+        max_size=40,
+    ),
+    split=st.integers(0, 40),
+    n=st.integers(0, 12),
+    method=st.sampled_from(["mean", "sum", "std", "max", "min", "median", "count"]),
+)
+def test_rolling_matches_pandas_on_random_series(
+    values: list[float | None], split: int, n: int, method: str
+) -> None:
+    x = np.array([np.nan if v is None else v for v in values], dtype=float)
+    split = min(split, len(x))
+    market = pd.DataFrame(
+        {
+            "datetime": list(range(split)) + list(range(len(x) - split)),
+            "instrument": ["A"] * split + ["B"] * (len(x) - split),
+            "x": x,
+        }
+    )
+    op = NAMES.get(method, method.capitalize())
+    expected = _per_instrument(market, lambda g: getattr(_rolling(g["x"], n), method)())
+    got = _ours(market, f"{op}($x, {n})")
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-6, equal_nan=True)

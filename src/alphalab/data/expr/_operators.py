@@ -3,6 +3,21 @@
 Each operator takes ``n_series`` series arguments (expressions) followed by literal parameters
 whose kinds are listed in ``params``. ``extent`` says how the operator reaches into the past or
 the future, which :func:`extent` turns into the look-back/look-ahead of a whole expression.
+
+Semantics (``../shared/spec/expressions.md``): missing values are skipped inside windows as
+pandas skips NaN (and ±inf, which pandas' windows also treat as missing), with min_periods=1;
+a window of N = 0 is expanding. Elementwise operators give missing where an operand is missing
+(``Greater``/``Less`` like ``np.maximum``/``np.minimum``; comparisons too, rather than False).
+Where the spec's words and Qlib 0.9's implementation part ways, the spec is followed:
+
+- ``Slope``/``Rsquare``/``Resi`` regress the window's present values on 1..n; Qlib's Cython
+  uses their row positions, which differs only when a missing value sits inside the window.
+- ``WMA`` is sum(w x) / sum(w) over the present values with weights 1..L (oldest first); Qlib
+  takes ``np.nanmean(w * x)`` of normalised weights, which also divides by the window length.
+- ``IdxMax``/``IdxMin`` skip missing values; ``np.argmax`` in Qlib returns a NaN's position.
+- ``If``/``And``/``Or``/``Not`` treat a nonzero value as true and give missing for a missing
+  operand (Qlib's numpy calls would treat NaN as true).
+- ``EMA`` and expanding windows depend on the whole history: their look-back is None.
 """
 
 from __future__ import annotations

@@ -145,3 +145,12 @@ def test_a_requested_expression_may_repeat_under_two_names() -> None:
     frame = _market(2, 30, 5)
     out = compute_features(frame, ["Std($close, 5)", "Std($close, 5)"], ["x", "y"])
     assert out.get_column("x").equals(out.get_column("y"))
+
+
+def test_progress_reports_every_output_once() -> None:
+    frame = _market(2, 40, 6)
+    expressions, names = alpha158()
+    seen: list[tuple[int, int]] = []
+    ExpressionSet(expressions, names).evaluate(frame, progress=lambda d, t: seen.append((d, t)))
+    assert seen[-1] == (158, 158)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) > 2

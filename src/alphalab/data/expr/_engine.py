@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 import polars as pl
 
@@ -80,7 +80,9 @@ class ExpressionSet:
                     message = unknown_field_message(f.name, available)
                     raise ExpressionError(message, source, f.pos)
 
-    def evaluate(self, frame: pl.DataFrame) -> pl.DataFrame:
+    def evaluate(
+        self, frame: pl.DataFrame, *, progress: Callable[[int, int], None] | None = None
+    ) -> pl.DataFrame:
         """Compute every expression on ``frame``.
 
         Args:
@@ -88,6 +90,8 @@ class ExpressionSet:
                 fields (named without ``$``), one row per (instrument, datetime). Missing
                 values may be NaN or null. It should be sorted by (instrument, datetime);
                 it is sorted here when it is not.
+            progress: Called as ``progress(done, total)`` while the outputs are computed (a
+                few times, after each batch of the plan), e.g. to drive a progress bar.
 
         Returns:
             ``datetime, instrument, *names``, sorted by (instrument, datetime); the features
@@ -103,7 +107,7 @@ class ExpressionSet:
                 raise ExpressionError(f"the frame has no {column!r} column")
         available = [c for c in frame.columns if c not in (DATETIME, INSTRUMENT)]
         self.check_fields(available)
-        return run_plan(self.plan, frame, self.required_fields, self.names)
+        return run_plan(self.plan, frame, self.required_fields, self.names, progress)
 
     def __repr__(self) -> str:
         return f"ExpressionSet({len(self.expressions)} expressions, fields={self.required_fields})"

@@ -399,12 +399,17 @@ def check_sorted(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def run_plan(
-    plan: Plan, frame: pl.DataFrame, fields: Sequence[str], names: Sequence[str]
+    plan: Plan,
+    frame: pl.DataFrame,
+    fields: Sequence[str],
+    names: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
 ) -> pl.DataFrame:
     """Evaluate ``plan`` on ``frame``; returns ``datetime, instrument, *names``.
 
     ``frame`` must hold ``datetime``, ``instrument`` and ``fields``; it is sorted by
-    (instrument, datetime) first when it is not already.
+    (instrument, datetime) first when it is not already. ``progress(done, total)`` is called
+    after each batch with the number of outputs computed so far.
     """
     frame = check_sorted(frame.select(DATETIME, INSTRUMENT, *fields))
     if frame.height > MAX_ROWS_PER_INSTRUMENT:
@@ -417,6 +422,7 @@ def run_plan(
     work = work.with_columns(group.alias(_GROUP)).with_columns(pl.col(_GROUP).set_sorted())
     ctx = _Ctx(frame.height)
     columns: dict[int, str] = {}
+    done = 0
     for batch in plan.batches:
         cache: dict[int, pl.Expr] = {}
         exprs = [_to_polars(node, columns, ctx, cache).alias(n) for n, node in batch.temporaries]
@@ -425,5 +431,8 @@ def run_plan(
         ]
         work = work.with_columns(exprs).drop(batch.drops)
         columns.update({id(node): name for name, node in batch.temporaries})
+        if progress is not None:
+            done += len(batch.outputs)
+            progress(done, len(names))
     outputs = [pl.col(f"__out_{j}").alias(name) for j, name in enumerate(names)]
     return work.select(DATETIME, INSTRUMENT, *outputs)

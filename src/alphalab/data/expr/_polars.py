@@ -6,11 +6,15 @@ turned into null on entry, and every operator that can create NaN (0/0, log of a
 number, inf - inf, statistics of too few values) turns it into null, so rolling windows skip
 missing values the way pandas skips NaN and no NaN ever reaches the output. ±inf is kept (x/0).
 
-Rolling operators run ``.over("instrument")``, cross-sectional ones ``.over("datetime")``.
+Rolling operators run ``.over`` the instrument (through a sorted integer id of it, which
+Polars groups far faster than strings), cross-sectional ones ``.over("datetime")``.
 
 Common sub-expressions: the lowered ASTs of all requested expressions are hash-consed into one
 graph; every non-trivial node used more than once is materialised once as a temporary column,
-in stages (one ``with_columns`` per dependency level); the rest is inlined.
+in batches (one ``with_columns`` per dependency level); the rest is inlined, where Polars' own
+common sub-expression elimination within a ``with_columns`` applies. Each output is computed in
+the first batch where its inputs exist, and each temporary column is dropped after its last
+reader, which keeps peak memory near the output's size.
 """
 
 from __future__ import annotations

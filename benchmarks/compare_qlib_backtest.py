@@ -3,7 +3,7 @@
 Needs Qlib in a separate virtual environment (not a dependency of alphalab):
 
     python3 -m venv benchmarks/.peer-env && benchmarks/.peer-env/bin/pip install pyqlib==0.9.7
-    .venv/bin/python benchmarks/compare_qlib.py [--instruments 300] [--days 500]
+    .venv/bin/python benchmarks/compare_qlib_backtest.py [--instruments 300] [--days 500]
 
 The synthetic market of bench_backtest.py is written as a Qlib data directory under
 benchmarks/.work/ (float32, so both sides read the same rounded prices); the Qlib side runs in

@@ -54,3 +54,76 @@ def pg_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return url
+
+
+# ----- tracking ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tracking_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty MLflow SQLite store, built once per session (migrations take ~3 s)."""
+    from alphalab.tracking import get_client
+
+    path = tmp_path_factory.mktemp("tracking-template") / "mlflow.db"
+    get_client(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def tracking_uri(tracking_template_db: Path, isolated_settings: Path) -> Iterator[str]:
+    """A fresh SQLite tracking store at the default location (./alphalab-runs/mlflow.db).
+
+    Copied from the session template with SQLite's backup API, so each test starts from an
+    empty, migrated store without paying for migrations. ``R`` is reset before and after.
+    """
+    import sqlite3
+
+    from alphalab.tracking import R
+
+    target = isolated_settings / alphalab.config.RUNS_DIR_NAME / "mlflow.db"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(tracking_template_db), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+    R.reset()
+    yield f"sqlite:///{target}"
+    R.reset()
+
+
+@pytest.fixture(scope="session")
+def pg_tracking_url(pg_url: str) -> Iterator[str]:
+    """A migrated MLflow store in a PostgreSQL database of its own, dropped after the session.
+
+    Tests sharing it stay independent by using unique experiment names.
+    """
+    import uuid
+
+    import psycopg
+
+    from alphalab.tracking import get_client
+
+    name = f"alphalab_trk_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    get_client(url)
+    yield url
+    _drop_pg_database(pg_url, name)
+
+
+def _drop_pg_database(pg_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A name no other test (or earlier run of this one) uses: for shared stores."""
+    import uuid
+
+    return f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"

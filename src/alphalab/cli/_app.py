@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from typer.core import TyperGroup
 
-from alphalab.cli import _config
+from alphalab.cli import _config, _exp
 from alphalab.exceptions import AlphalabError
 from alphalab.logging import ROOT_LOGGER_NAME
 from alphalab.version import __version__
@@ -40,6 +40,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(_config.app, name="config")
+app.add_typer(_exp.app, name="exp")
+app.command("ui")(_exp.ui)
 
 
 def _version(value: bool) -> None:

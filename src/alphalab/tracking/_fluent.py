@@ -57,6 +57,13 @@ class TrackingFacade:
         self._lock = threading.Lock()
         self._default_uri: str | None = None
 
+    def reset(self) -> None:
+        """Forget ``set_uri``, cached managers and this context's active runs (for tests)."""
+        with self._lock:
+            self._managers.clear()
+        self._default_uri = None
+        _active.set(())
+
     # ----- stores ----------------------------------------------------------------------------
 
     def get_uri(self) -> str:

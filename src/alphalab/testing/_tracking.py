@@ -49,7 +49,7 @@ class TrackingBackendContract:
         exp = manager.get_exp(experiment_name=exp_name)
         rec = exp.start(recorder_name="train")
         assert rec.status is RecorderStatus.RUNNING
-        assert rec.end_time is None
+        assert rec.info["end_time"] is None
         rec.log_params(lr=0.1, layers=[1, 2])
         for step in range(250):
             rec.log_metrics(step=step, loss=1.0 / (step + 1), acc=step / 250)

@@ -112,7 +112,7 @@ def runs(
             parents[parent] = parents.get(parent, 0) + 1
     table = Table(title=f"Runs of {exp.name!r} ({len(found)})")
     for column in ("run id", "name", "status", "start", "duration", "children", *keys):
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column in ("run id", "status"))
     for run in found:
         info, data = run.info, run.data
         values = ["" if key not in data.metrics else f"{data.metrics[key]:.6g}" for key in keys]
@@ -212,7 +212,8 @@ def recover(
     result = _manager(uri).recover(run_id, journal)
     console.print(
         f"Run {result.run_id}: {result.in_journal} points in {result.journal}, "
-        f"{result.already_stored} already stored, {result.shipped} shipped now"
+        f"{result.already_stored} already stored, {result.shipped} shipped now",
+        soft_wrap=True,
     )
 
 

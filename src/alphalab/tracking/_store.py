@@ -10,6 +10,7 @@ MLflow itself sets a 20 s busy timeout on every session.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 import threading
 import time
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 logger = get_logger(__name__)
+
+# A research workbench does not phone home: MLflow's usage telemetry is off unless the user
+# turns it on explicitly (it also slows process exit on machines without internet access).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 T = TypeVar("T")
 

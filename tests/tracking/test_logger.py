@@ -52,7 +52,7 @@ def test_backend_error_surfaces_at_flush_and_nothing_is_dropped(
         deadline = time.monotonic() + 10
         while client.failures and time.monotonic() < deadline:
             time.sleep(0.01)  # the background thread meets the first failure
-        with pytest.raises(TrackingError, match="Could not store .* metric points"):
+        with pytest.raises(TrackingError, match=r"Could not store \d+ metric points"):
             log.flush()
         log.flush()  # the store is back: the retry ships everything
         log.close()
@@ -137,9 +137,8 @@ def _run_child_until(tmp_path: Path, sig: int, min_steps: int) -> tuple[str, int
         assert len(run_id) == 32, proc.stderr.read() if proc.stderr else ""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if side.exists() and side.stat().st_size > 0:
-                if len(side.read_bytes().splitlines()) >= min_steps:
-                    break
+            if side.exists() and len(side.read_bytes().splitlines()) >= min_steps:
+                break
             time.sleep(0.02)
         proc.send_signal(sig)
         proc.wait(timeout=60)

@@ -127,3 +127,17 @@ def unique_name(request: pytest.FixtureRequest) -> str:
     import uuid
 
     return f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def fresh_pg_database(pg_url: str) -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database (no MLflow tables), dropped after the test."""
+    import uuid
+
+    import psycopg
+
+    name = f"alphalab_new_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_url.rsplit("/", 1)[0] + f"/{name}"
+    _drop_pg_database(pg_url, name)

@@ -201,12 +201,13 @@ class TrackingBackendContract:
         tags = rec.list_tags()
         assert tags["alphalab.pid"] == str(os.getpid())
         assert tags["alphalab.python"].startswith("CPython") or tags["alphalab.python"]
-        assert "cmd-sys.argv" in rec.list_params()
         packages = Path(rec.download_artifact("environment/packages.txt")).read_text()
         assert "mlflow==" in packages.lower()
         rec.log_provenance(config={"model": {"class": "LGBModel", "kwargs": {"lr": 0.1}}})
         params = rec.list_params()
         assert params["model.class"] == "LGBModel" and params["model.kwargs.lr"] == "0.1"
+        assert "cmd-sys.argv" in params
+        assert tags["alphalab.cmdline"]
         assert rec.load_object("config") == {"model": {"class": "LGBModel", "kwargs": {"lr": 0.1}}}
         rec.end_run()
 

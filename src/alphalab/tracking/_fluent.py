@@ -162,6 +162,8 @@ class TrackingFacade:
         recorder_name: str | None,
         resume: bool,
     ) -> MlflowRecorder:
+        if recorder_id is None and experiment_id is None and not resume:
+            return manager.start_in(experiment_name, recorder_name=recorder_name)
         if recorder_id is not None and experiment_id is None and experiment_name is None:
             experiment_id = manager.get_recorder(recorder_id).experiment_id
         exp = manager.get_exp(experiment_id=experiment_id, experiment_name=experiment_name)

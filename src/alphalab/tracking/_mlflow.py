@@ -7,6 +7,7 @@ import pickle
 import re
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
@@ -109,6 +110,8 @@ class MlflowRecorder(Recorder):
         self._manager = manager
         self._client = manager.client
         self._run = run
+        self._stale = False  # the store changed the run since self._run was read
+        self._started = False  # this handle started the run (so it knows it is RUNNING)
         self._logger: AsyncMetricLogger | None = None
 
     # ----- identity and status -------------------------------------------------------------
@@ -134,7 +137,13 @@ class MlflowRecorder(Recorder):
         """Re-read the run from the store."""
         with _mlflow_errors(f"Cannot read run {self.id}"):
             self._run = self._client.get_run(self.id)
+        self._stale = False
         return self
+
+    def _current(self) -> Run:
+        if self._stale:
+            self.refresh()
+        return self._run
 
     @property
     def status(self) -> RecorderStatus:
@@ -143,17 +152,18 @@ class MlflowRecorder(Recorder):
 
     @property
     def start_time(self) -> datetime | None:
-        return _to_datetime(self._run.info.start_time)
+        return _to_datetime(self._current().info.start_time)
 
     @property
     def end_time(self) -> datetime | None:
-        if self._run.info.status == RecorderStatus.RUNNING.value:
+        info = self._current().info
+        if info.status == RecorderStatus.RUNNING.value:
             return None
-        return _to_datetime(self._run.info.end_time)
+        return _to_datetime(info.end_time)
 
     @property
     def parent_id(self) -> str | None:
-        return self._run.data.tags.get(TAG_PARENT)
+        return self._current().data.tags.get(TAG_PARENT)
 
     @property
     def info(self) -> dict[str, Any]:
@@ -162,7 +172,7 @@ class MlflowRecorder(Recorder):
             "id": self.id,
             "name": self.name,
             "experiment_id": self.experiment_id,
-            "status": self._run.info.status,
+            "status": self._current().info.status,
             "start_time": self.start_time,
             "end_time": self.end_time,
             "artifact_uri": self._run.info.artifact_uri,
@@ -176,14 +186,16 @@ class MlflowRecorder(Recorder):
     # ----- lifecycle -----------------------------------------------------------------------
 
     def _attach(self, *, resumed: bool) -> None:
-        """Record this process' provenance (host, pid, git, packages) on the run."""
-        tags = run_start_tags()
-        tags[TAG_JOURNAL] = str(self.journal_path)
-        self.set_tags(**tags)
-        if not resumed:  # params are immutable: a resumed run keeps its first command line
-            self.log_params(**{PARAM_ARGV: " ".join(sys.argv)})
+        """Record this process' provenance (host, pid, git, packages) on the run.
+
+        A new run already got the provenance tags when it was created (in the same store
+        call); a resumed run gets this process' host/pid. The command line is a tag; the
+        ``cmd-sys.argv`` param is logged with the workflow config by :meth:`log_provenance`.
+        """
+        if resumed:
+            self.set_tags(**self._manager.start_tags())
         for path, text in run_start_artifacts().items():
-            self._write_bytes(path, text.encode("utf-8"))
+            self._write_bytes(path, text.encode("utf-8"), durable=False)
 
     def _open_logger(self) -> AsyncMetricLogger:
         if self._logger is None:
@@ -212,11 +224,15 @@ class MlflowRecorder(Recorder):
                 logger.info("Shipped %d journaled points of run %s", result.shipped, self.id)
         self._attach(resumed=resume)
         self.refresh()
+        self._started = True
         return self
 
     def recover(self, journal_path: Path | None = None) -> RecoveryResult:
         """Ship the points of this run's journal that the store lacks (no duplicates)."""
-        path = journal_path or Path(self.list_tags().get(TAG_JOURNAL, self.journal_path))
+        if journal_path is None:
+            folder = self.list_tags().get(TAG_JOURNAL)
+            journal_path = Path(folder) / f"{self.id}.jsonl" if folder else self.journal_path
+        path = journal_path
         with _mlflow_errors(f"Cannot recover run {self.id}"):
             return recover_run(self._client, self.id, path)
 
@@ -239,11 +255,12 @@ class MlflowRecorder(Recorder):
             self._logger = None
         if error is not None:
             self._record_error(error)
-        current = self.status
+        current = RecorderStatus(self._current().info.status) if self._started else self.status
         current.check_transition(target)
         with _mlflow_errors(f"Cannot end run {self.id}"):
             retried(self._client.set_terminated)(self.id, status=target.value)
-        self.refresh()
+        self._started = False
+        self._stale = True
         if problem is not None:
             raise problem
 
@@ -346,12 +363,20 @@ class MlflowRecorder(Recorder):
         config_file: str | Path | None = None,
         dataset: Any = None,
     ) -> None:
-        """Log a workflow's flattened config as params, its file, and the data fingerprint."""
+        """Log what a workflow run was made from (Qlib's params, plus more).
+
+        Logs the flattened config as params (dotted keys) together with ``cmd-sys.argv`` in
+        one store call, keeps the full config as the ``config`` artifact (params longer than
+        MLflow's limit are also kept in full as artifacts), the config file itself, and the
+        fingerprint of ``dataset`` as the ``alphalab.data_fingerprint`` tag.
+        """
         from alphalab.config import flatten_dict
 
+        params: dict[str, Any] = {PARAM_ARGV: " ".join(sys.argv)}
         if config is not None:
-            self.log_params(**flatten_dict(config))
+            params.update(flatten_dict(config))
             self.save_objects(config=dict(config))
+        self.log_params(**params)
         if config_file is not None:
             self.log_artifact(config_file)
         if dataset is not None:
@@ -372,11 +397,11 @@ class MlflowRecorder(Recorder):
         root.mkdir(parents=True, exist_ok=True)
         return str(root)
 
-    def _write_bytes(self, path: str, data: bytes) -> None:
+    def _write_bytes(self, path: str, data: bytes, *, durable: bool = True) -> None:
         path = check_artifact_path(path)
         root = self._artifact_root()
         if root is not None:
-            atomic_write_bytes(root / path, data)
+            atomic_write_bytes(root / path, data, durable=durable)
             return
         folder, _, filename = path.rpartition("/")
         with tempfile.TemporaryDirectory(prefix="alphalab-") as tmp:
@@ -488,7 +513,9 @@ class MlflowExperiment(Experiment):
         status: RecorderStatus,
         parent_id: str | None = None,
     ) -> MlflowRecorder:
-        tags = {TAG_PARENT: parent_id} if parent_id else {}
+        tags = self._manager.start_tags() if status is RecorderStatus.RUNNING else {}
+        if parent_id:
+            tags[TAG_PARENT] = parent_id
         with _mlflow_errors(f"Cannot create a run in experiment {self.name!r}"):
             run = retried(self._client.create_run)(
                 self.id, run_name=recorder_name or DEFAULT_RECORDER_NAME, tags=tags
@@ -515,6 +542,7 @@ class MlflowExperiment(Experiment):
             recorder_name, status=RecorderStatus.RUNNING, parent_id=parent_id
         )
         recorder._attach(resumed=False)
+        recorder._started = True
         return recorder
 
     def create_recorder(self, recorder_name: str | None = None) -> MlflowRecorder:
@@ -605,6 +633,7 @@ class MlflowExpManager(ExpManager):
         self.journal_dir = Path(journal_dir)
         self.journal = journal
         self._client: MlflowClient | None = None
+        self._recent: dict[str, tuple[MlflowExperiment, float]] = {}
 
     @property
     def uri(self) -> str:
@@ -620,6 +649,12 @@ class MlflowExpManager(ExpManager):
         if self._client is None:
             self._client = get_client(self._uri)
         return self._client
+
+    def start_tags(self) -> dict[str, str]:
+        """Provenance tags of a run started by this process (host, pid, git, journal)."""
+        tags = run_start_tags()
+        tags[TAG_JOURNAL] = str(self.journal_dir)
+        return tags
 
     def _artifact_location_for(self, name: str) -> str | None:
         if self._artifact_location is None:
@@ -645,6 +680,32 @@ class MlflowExpManager(ExpManager):
                 return existing
             raise TrackingError(f"Cannot create experiment {name!r}: {e.message}") from e
         return MlflowExperiment(self, str(experiment_id), name)
+
+    #: How long :meth:`start_in` trusts an experiment it looked up by name (seconds).
+    NAME_CACHE_SECONDS = 10.0
+
+    def start_in(
+        self,
+        experiment_name: str | None,
+        *,
+        recorder_name: str | None = None,
+        parent_id: str | None = None,
+    ) -> MlflowRecorder:
+        """Start a new run in the named experiment (get-or-create), saving a lookup per run.
+
+        The experiment found by name is reused for a few seconds; if it was deleted
+        meanwhile (by another process), the run is started after a fresh lookup.
+        """
+        name = experiment_name or self._default_exp_name
+        cached = self._recent.get(name)
+        if cached is not None and time.monotonic() - cached[1] < self.NAME_CACHE_SECONDS:
+            try:
+                return cached[0].start(recorder_name=recorder_name, parent_id=parent_id)
+            except (TrackingError, NotFoundError):
+                self._recent.pop(name, None)
+        exp = self.get_exp(experiment_name=name)
+        self._recent[name] = (exp, time.monotonic())
+        return exp.start(recorder_name=recorder_name, parent_id=parent_id)
 
     def _find_by_name(self, name: str) -> MlflowExperiment | None:
         with _mlflow_errors(f"Cannot read experiment {name!r}"):
@@ -708,6 +769,7 @@ class MlflowExpManager(ExpManager):
         exp = self.get_exp(
             experiment_id=experiment_id, experiment_name=experiment_name, create=False
         )
+        self._recent.pop(exp.name, None)
         with _mlflow_errors(f"Cannot delete experiment {exp.name!r}"):
             # Free the name first: MLflow keeps names of deleted experiments reserved.
             retried(self.client.rename_experiment)(exp.id, f"{exp.name}.deleted-{exp.id}")

@@ -69,6 +69,19 @@ def tracking_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite database consistently (WAL included) with SQLite's backup API."""
+    import sqlite3
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
 @pytest.fixture
 def tracking_uri(tracking_template_db: Path, isolated_settings: Path) -> Iterator[str]:
     """A fresh SQLite tracking store at the default location (./alphalab-runs/mlflow.db).
@@ -76,18 +89,10 @@ def tracking_uri(tracking_template_db: Path, isolated_settings: Path) -> Iterato
     Copied from the session template with SQLite's backup API, so each test starts from an
     empty, migrated store without paying for migrations. ``R`` is reset before and after.
     """
-    import sqlite3
-
     from alphalab.tracking import R
 
     target = isolated_settings / alphalab.config.RUNS_DIR_NAME / "mlflow.db"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    src, dst = sqlite3.connect(tracking_template_db), sqlite3.connect(target)
-    try:
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
+    _copy_sqlite(tracking_template_db, target)
     R.reset()
     yield f"sqlite:///{target}"
     R.reset()
@@ -141,3 +146,61 @@ def fresh_pg_database(pg_url: str) -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield pg_url.rsplit("/", 1)[0] + f"/{name}"
     _drop_pg_database(pg_url, name)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_url(
+    tracking_template_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An ``mlflow server`` (one worker) on a copy of the template store; stopped at the end."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    db = folder / "mlflow.db"
+    _copy_sqlite(tracking_template_db, db)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{db}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "server.log", "w"),  # noqa: SIM115 (closed with the process)
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log = (folder / "server.log").read_text()[-2000:]
+            pytest.fail(f"mlflow server did not start on {url}:\n{log}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,25 @@ class TestPostgresBackend(TrackingBackendContract):
             pg_tracking_url,
             artifact_location=str(tmp_path / "artifacts"),
             journal_dir=tmp_path / "journal",
+        )
+
+    @pytest.fixture
+    def exp_name(self, unique_name: str) -> str:
+        return unique_name
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("ALPHALAB_TEST_MLFLOW_SERVER") != "1",
+    reason="starts an mlflow server (~45 s on 2 cores); set ALPHALAB_TEST_MLFLOW_SERVER=1",
+)
+class TestHttpBackend(TrackingBackendContract):
+    """Against a real ``mlflow server`` (artifacts proxied through the server)."""
+
+    @pytest.fixture
+    def manager(self, mlflow_server_url: str, tmp_path: Path) -> MlflowExpManager:
+        return MlflowExpManager(
+            mlflow_server_url, artifact_location=None, journal_dir=tmp_path / "journal"
         )
 
     @pytest.fixture

@@ -424,14 +424,20 @@ class MlflowRecorder(Recorder):
         if root is not None:
             file = root / path
             if not file.is_file():
-                raise NotFoundError(
-                    f"Run {self.id} has no artifact {path!r}; it has: "
-                    f"{', '.join(self.list_artifacts()) or 'none'}"
-                )
+                self._raise_missing(path)
             return load_object_file(file, unpickler)
+        folder = path.rpartition("/")[0]
+        if path not in self.list_artifacts(folder or None):
+            self._raise_missing(path)
         with tempfile.TemporaryDirectory(prefix="alphalab-") as tmp:
             local = self.download_artifact(path, tmp)
             return load_object_file(Path(local), unpickler)
+
+    def _raise_missing(self, path: str) -> None:
+        raise NotFoundError(
+            f"Run {self.id} has no artifact {path!r}; it has: "
+            f"{', '.join(self.list_artifacts()) or 'none'}"
+        )
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         source = Path(local_path)

@@ -29,6 +29,8 @@ logger = get_logger(__name__)
 # A research workbench does not phone home: MLflow's usage telemetry is off unless the user
 # turns it on explicitly (it also slows process exit on machines without internet access).
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# A library does not print: MLflow's "View run at <url>" lines on stdout are off by default.
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 T = TypeVar("T")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,17 @@ from alphalab.config import get_settings, is_postgres_uri, sqlalchemy_url, uri_s
 from alphalab.exceptions import MissingDependencyError
 
 app = typer.Typer(help="List, inspect, delete and recover tracked experiments and runs.")
-console = Console()
+
+
+class _Console:
+    """A Rich console made per call, honouring COLUMNS even on a dumb terminal."""
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        columns = os.environ.get("COLUMNS", "")
+        Console(width=int(columns) if columns.isdigit() else None).print(*args, **kwargs)
+
+
+console = _Console()
 
 UriOption = Annotated[
     str | None, typer.Option("--uri", help="Tracking URI (default: the configured one).")

@@ -13,19 +13,23 @@ import atexit
 import contextlib
 import contextvars
 import os
-import signal
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from alphalab.config import get_settings, sqlite_path, uri_scheme
 from alphalab.exceptions import TrackingError
 from alphalab.logging import get_logger
 from alphalab.tracking._base import Experiment, Recorder, RecorderStatus
-from alphalab.tracking._logger import RecoveryResult, close_all, flush_all
+from alphalab.tracking._logger import (
+    RecoveryResult,
+    close_all,
+    install_process_hooks,
+    on_terminate,
+)
 from alphalab.tracking._mlflow import MlflowExperiment, MlflowExpManager, MlflowRecorder
 
 if TYPE_CHECKING:
@@ -376,7 +380,6 @@ class _ExitHooks:
         self._lock = threading.Lock()
         self._installed_pid: int | None = None
         self._uncaught: BaseException | None = None
-        self._previous_sigterm: Any = None
         self._previous_excepthook = sys.excepthook
 
     def register(self, recorder: MlflowRecorder) -> None:
@@ -391,14 +394,11 @@ class _ExitHooks:
 
     def _install(self) -> None:
         self._installed_pid = os.getpid()
-        atexit.register(self._at_exit)
+        install_process_hooks()  # logger flush at exit and on SIGTERM
+        atexit.register(self._at_exit)  # runs before the loggers' (atexit is LIFO)
+        on_terminate(self._on_terminate)
         self._previous_excepthook = sys.excepthook
         sys.excepthook = self._excepthook
-        if threading.current_thread() is threading.main_thread():
-            current = signal.getsignal(signal.SIGTERM)
-            if current is not self._on_sigterm:
-                self._previous_sigterm = current
-                signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _excepthook(
         self,
@@ -426,16 +426,9 @@ class _ExitHooks:
         self._end_open_runs(RecorderStatus.FAILED if error else RecorderStatus.FINISHED, error)
         close_all()
 
-    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
-        flush_all(timeout=30)
-        self._end_open_runs(RecorderStatus.KILLED, None)
-        close_all()
-        previous = self._previous_sigterm
-        if callable(previous):
-            previous(signum, frame)
-            return
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+    def _on_terminate(self) -> None:
+        if self._installed_pid == os.getpid():
+            self._end_open_runs(RecorderStatus.KILLED, None)
 
 
 _hooks = _ExitHooks()

@@ -14,16 +14,19 @@ lacks.
 
 from __future__ import annotations
 
+import atexit
 import collections
 import json
 import math
 import os
+import signal
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from alphalab.exceptions import InvalidMetricError, NotFoundError, TrackingError
@@ -166,6 +169,7 @@ class AsyncMetricLogger:
             time.sleep(0.001)
         self._buffer.extend(points)
         if self._thread is None:
+            install_process_hooks()
             self._thread = threading.Thread(
                 target=self._run, name=f"alphalab-metrics-{self.run_id[:8]}", daemon=True
             )
@@ -269,6 +273,52 @@ def flush_all(timeout: float | None = 30.0) -> None:
             log.flush(timeout=timeout)
         except Exception as e:
             logger.error("Metrics of run %s were not all stored: %s", log.run_id, e)
+
+
+_terminate_callbacks: list[Callable[[], None]] = []
+_hooks_pid: int | None = None
+
+
+def on_terminate(callback: Callable[[], None]) -> None:
+    """Run ``callback`` on SIGTERM after every logger is flushed (e.g. to mark runs KILLED)."""
+    if callback not in _terminate_callbacks:
+        _terminate_callbacks.append(callback)
+
+
+def install_process_hooks() -> None:
+    """Flush every logger at interpreter exit and on SIGTERM (once per process).
+
+    The SIGTERM handler ships what is pending, runs the :func:`on_terminate` callbacks, then
+    hands the signal to the previous handler (or dies of it, as without alphalab). It is only
+    installed from the main thread, and not when the application ignores SIGTERM.
+    """
+    global _hooks_pid
+    if _hooks_pid == os.getpid():
+        return
+    _hooks_pid = os.getpid()
+    atexit.register(close_all)
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous == signal.SIG_IGN or getattr(previous, "_alphalab_handler", False):
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        flush_all(timeout=30)
+        for callback in list(_terminate_callbacks):
+            try:
+                callback()
+            except Exception as e:
+                logger.error("SIGTERM clean-up failed: %s", e)
+        close_all()
+        if callable(previous):
+            previous(signum, frame)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    handler._alphalab_handler = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGTERM, handler)
 
 
 def close_all() -> None:

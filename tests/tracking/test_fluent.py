@@ -158,3 +158,16 @@ def test_unknown_tracking_scheme_is_rejected(tracking_uri: str) -> None:
 
     with pytest.raises(ConfigError, match="unsupported scheme 'ftp'"):
         R.set_uri("ftp://example/x")
+
+
+def test_metric_callback_is_bound_to_the_run_across_threads(tracking_uri: str) -> None:
+    with pytest.raises(TrackingError, match="No run is active"):
+        R.metric_callback()
+    with R.start(experiment_name="cb") as rec:
+        callback = R.metric_callback()
+        worker = threading.Thread(target=lambda: [callback(step=s, loss=-s) for s in range(50)])
+        worker.start()
+        worker.join()
+        with R.start(nested=True, recorder_name="child") as child:
+            assert R.get_recorder(recorder_name="child").id == child.id  # the active experiment
+    assert rec.metric_history("loss")["value"].tolist() == [-s for s in range(50)]

@@ -15,7 +15,7 @@ import contextvars
 import os
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -279,6 +279,20 @@ class TrackingFacade:
         """Store every metric point logged so far on the active run."""
         self._require_active().flush()
 
+    def metric_callback(self) -> Callable[..., None]:
+        """A ``callback(step=None, **metrics)`` that logs into the run active now.
+
+        Bound to the run, not to the context, so it keeps working when a model calls it from
+        another thread (training loops, data loader workers). Lower layers (``model/``)
+        accept such a callback without importing ``tracking``.
+        """
+        recorder = self._require_active()
+
+        def log_metrics(step: int | None = None, **metrics: Any) -> None:
+            recorder.log_metrics(step, **metrics)
+
+        return log_metrics
+
     # ----- finding things --------------------------------------------------------------------
 
     def get_exp(
@@ -312,10 +326,12 @@ class TrackingFacade:
         """
         if recorder_id is None and recorder_name is None:
             return self._require_active()
-        manager = self.get_exp_manager()
         if recorder_id is not None and experiment_id is None and experiment_name is None:
+            active = self.active_recorder
+            manager = active.manager if active is not None else self.get_exp_manager()
             return manager.get_recorder(recorder_id)
-        exp = manager.get_exp(
+        # By name: in the named experiment, else the active run's, else the default one.
+        exp = self.get_exp(
             experiment_id=experiment_id, experiment_name=experiment_name, create=False
         )
         return exp.get_recorder(recorder_id, recorder_name, create=False)

@@ -47,6 +47,7 @@ from alphalab.tracking._provenance import (
     TAG_JOURNAL,
     TAG_PARENT,
     data_fingerprint,
+    process_liveness,
     run_start_artifacts,
     run_start_tags,
 )
@@ -164,6 +165,15 @@ class MlflowRecorder(Recorder):
     @property
     def parent_id(self) -> str | None:
         return self._current().data.tags.get(TAG_PARENT)
+
+    @property
+    def process_state(self) -> str:
+        """Whether the process that last ran this run is ``alive``, ``dead`` or ``unknown``.
+
+        A RUNNING run whose process is dead was killed (``alphalab exp recover`` ships what
+        its journal holds); only processes on this host can be checked.
+        """
+        return process_liveness(self.list_tags())
 
     @property
     def info(self) -> dict[str, Any]:

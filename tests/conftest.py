@@ -86,3 +86,153 @@ def small_market(small_market_store):
     """Point the ``provider_uri`` setting at the small market for one test; return the store."""
     alphalab.config.init(provider_uri=small_market_store.uri)
     return small_market_store
+
+
+# ----- tracking ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tracking_template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty MLflow SQLite store, built once per session (migrations take ~3 s)."""
+    from alphalab.tracking import get_client
+
+    path = tmp_path_factory.mktemp("tracking-template") / "mlflow.db"
+    get_client(f"sqlite:///{path}")
+    return path
+
+
+def _copy_sqlite(source: Path, target: Path) -> None:
+    """Copy a SQLite database consistently (WAL included) with SQLite's backup API."""
+    import sqlite3
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+@pytest.fixture
+def tracking_uri(tracking_template_db: Path, isolated_settings: Path) -> Iterator[str]:
+    """A fresh SQLite tracking store at the default location (./alphalab-runs/mlflow.db).
+
+    Copied from the session template with SQLite's backup API, so each test starts from an
+    empty, migrated store without paying for migrations. ``R`` is reset before and after.
+    """
+    from alphalab.tracking import R
+
+    target = isolated_settings / alphalab.config.RUNS_DIR_NAME / "mlflow.db"
+    _copy_sqlite(tracking_template_db, target)
+    R.reset()
+    yield f"sqlite:///{target}"
+    R.reset()
+
+
+@pytest.fixture(scope="session")
+def pg_tracking_url(pg_url: str) -> Iterator[str]:
+    """A migrated MLflow store in a PostgreSQL database of its own, dropped after the session.
+
+    Tests sharing it stay independent by using unique experiment names.
+    """
+    import uuid
+
+    import psycopg
+
+    from alphalab.tracking import get_client
+
+    name = f"alphalab_trk_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    get_client(url)
+    yield url
+    _drop_pg_database(pg_url, name)
+
+
+def _drop_pg_database(pg_url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A name no other test (or earlier run of this one) uses: for shared stores."""
+    import uuid
+
+    return f"{request.node.name[:40]}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def fresh_pg_database(pg_url: str) -> Iterator[str]:
+    """URL of a new, empty PostgreSQL database (no MLflow tables), dropped after the test."""
+    import uuid
+
+    import psycopg
+
+    name = f"alphalab_new_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_url.rsplit("/", 1)[0] + f"/{name}"
+    _drop_pg_database(pg_url, name)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_url(
+    tracking_template_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """An ``mlflow server`` (one worker) on a copy of the template store; stopped at the end."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    folder = tmp_path_factory.mktemp("mlflow-server")
+    db = folder / "mlflow.db"
+    _copy_sqlite(tracking_template_db, db)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{db}",
+            "--artifacts-destination",
+            str(folder / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(folder / "server.log", "w"),  # noqa: SIM115 (closed with the process)
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            log = (folder / "server.log").read_text()[-2000:]
+            pytest.fail(f"mlflow server did not start on {url}:\n{log}")
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()

@@ -54,3 +54,11 @@ class StoreError(AlphalabError, RuntimeError):
 
 class MissingDependencyError(AlphalabError, ImportError):
     """An optional dependency is needed for this feature but is not installed."""
+
+
+class ArtifactPathError(AlphalabError, ValueError):
+    """An artifact name is not a relative path inside its run (e.g. ``../x`` or ``/etc/x``)."""
+
+
+class InvalidMetricError(TrackingError, ValueError):
+    """A metric, param or tag value cannot be logged (wrong type or invalid key)."""

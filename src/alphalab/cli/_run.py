@@ -120,4 +120,3 @@ def run(
         console.print(comparison_table(rows, "Comparison (mean ± std over seeds)"))
         console.print(f"Comparison saved to {save_comparison(rows)}")
     console.print("Browse the runs with [bold]alphalab ui[/] or [bold]alphalab exp runs[/].")
-

@@ -194,7 +194,12 @@ def _run_one(
             recorder.set_tags(seed=str(seed))
         outcome = run_task(task, recorder, on_phase=on_phase)
         phases = {**outcome.phases, "total": time.perf_counter() - started}
-    return _summary(prepared, R.get_recorder(recorder_id=recorder.id, experiment_name=experiment_name), phases, seed)
+    return _summary(
+        prepared,
+        R.get_recorder(recorder_id=recorder.id, experiment_name=experiment_name),
+        phases,
+        seed,
+    )
 
 
 def run_workflow(

@@ -11,8 +11,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from alphalab.config import fill_placeholders, flatten_dict, get_callable_kwargs
-from alphalab.config import init_instance_by_config
+from alphalab.config import (
+    fill_placeholders,
+    flatten_dict,
+    get_callable_kwargs,
+    init_instance_by_config,
+)
 from alphalab.data import DatasetH
 from alphalab.exceptions import ConfigError
 from alphalab.logging import get_logger

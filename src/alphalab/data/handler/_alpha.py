@@ -6,10 +6,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from alphalab.data.expr import alpha158, alpha360
-from alphalab.data.storage import MarketStore
-
 from alphalab.data.handler._handler import DataHandlerLP
 from alphalab.data.handler._loader import QlibDataLoader
+from alphalab.data.storage import MarketStore
 from alphalab.exceptions import ConfigError
 
 #: Qlib's default label: the return from the next day's close to the day after.

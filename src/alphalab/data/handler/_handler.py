@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import pandas as pd
 import polars as pl
-from alphalab.data.storage import MarketStore, open_market_store
 
 from alphalab._progress import phase
 from alphalab.config import Settings, get_settings, init_instance_by_config
@@ -22,6 +21,7 @@ from alphalab.data._columns import select_columns, to_pandas
 from alphalab.data._time import date_filter, to_timestamp
 from alphalab.data.handler._loader import QlibDataLoader, load_cached
 from alphalab.data.processor import Processor
+from alphalab.data.storage import MarketStore, open_market_store
 from alphalab.exceptions import ConfigError, DataError
 from alphalab.logging import get_logger
 

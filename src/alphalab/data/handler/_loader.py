@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from alphalab.data.expr import ExpressionSet
-from alphalab.data.storage import MarketStore
 
 from alphalab.data._columns import KEYS, column
 from alphalab.data._time import as_date_str, date_filter
+from alphalab.data.expr import ExpressionSet
+from alphalab.data.storage import MarketStore
 from alphalab.exceptions import ConfigError, DataError
 from alphalab.logging import get_logger
 

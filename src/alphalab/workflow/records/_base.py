@@ -66,8 +66,7 @@ class RecordTemp:
         if parents and self.depend_cls is not None:
             return self.depend_cls(self.recorder).load(name, parents=True)
         raise NotFoundError(
-            f"Artifact {path!r} is not in run {self.recorder.id}; run {type(self).__name__} "
-            "first"
+            f"Artifact {path!r} is not in run {self.recorder.id}; run {type(self).__name__} first"
         )
 
     def check(self, include_self: bool = False, parents: bool = True) -> None:

@@ -51,7 +51,9 @@ class SignalRecord(RecordTemp):
         if pred.empty:
             raise DataError("The model predicted nothing for the 'test' segment")
         self.save(**{"pred.pkl": pred})
-        logger.info("Saved %d predictions over %d days", len(pred), pred.index.get_level_values(0).nunique())
+        logger.info(
+            "Saved %d predictions over %d days", len(pred), pred.index.get_level_values(0).nunique()
+        )
         label = raw_label(self.dataset)
         self.save(**{"label.pkl": label})
 

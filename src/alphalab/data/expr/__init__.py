@@ -8,6 +8,15 @@ Public names:
 - :func:`compute_features`: one-call form of ``ExpressionSet(...).evaluate(frame)``.
 - :func:`alpha158` / :func:`alpha360`: the (expressions, names) of Qlib's two handlers.
 - :data:`OPERATORS`: the operator table.
+
+Frames: the input is a long Polars frame with ``datetime``, ``instrument`` and one column per
+field, named without ``$`` (``close``, ``volume``...), one row per (instrument, datetime),
+preferably sorted by (instrument, datetime). Missing values may be NaN or null. The output is
+``datetime, instrument, *names`` sorted the same way, Float64, with null for every missing value
+(never NaN; ±inf where an expression divides by zero); ``to_pandas()`` turns the nulls into NaN.
+
+History: ``ExpressionSet.lookback`` rows before the first wanted date (None: the whole history)
+and ``lookahead`` rows after the last make the values equal to those over the full data.
 """
 
 from alphalab.data.expr._alpha import alpha158, alpha360

@@ -55,7 +55,7 @@ def comparison_table(rows: dict[str, pd.DataFrame], title: str) -> Table:
     """A table of ``mean ± std`` per workflow (rows) and summary metric (columns)."""
     table = Table(title=title)
     table.add_column("workflow")
-    metrics = [m for m in next(iter(rows.values())).index]
+    metrics = list(next(iter(rows.values())).index)
     for metric in metrics:
         table.add_column(short_name(metric), justify="right")
     for name, stats in rows.items():

@@ -227,7 +227,7 @@ def run_workflow(
         parent.set_tags(seeds=str(seeds))
         children = tuple(_run_one(prepared, name, seed, True, on_phase) for seed in range(seeds))
         means = compare_summaries(children).loc[:, "mean"].dropna()
-        parent.log_metrics(**{k: float(v) for k, v in means.items()})
+        parent.log_metrics(step=None, **{str(k): float(v) for k, v in means.items()})
     summary = _summary(
         prepared,
         R.get_recorder(recorder_id=parent.id, experiment_name=name),

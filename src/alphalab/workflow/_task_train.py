@@ -133,7 +133,8 @@ def run_task(
     announce("fit")
     with _timed(phases, "fit"):
         model.fit(dataset)
-    recorder.save_objects(**{"params.pkl": model, "dataset": dataset})
+    artifacts: dict[str, Any] = {"params.pkl": model, "dataset": dataset}
+    recorder.save_objects(**artifacts)
     for config in records:
         record = build_record(config, recorder, model, dataset)
         name = type(record).__name__

@@ -127,7 +127,7 @@ class QlibDataLoader:
         exprs = self._expressions(groups, store)
         fields = sorted(exprs.required_fields)
         data = store.fingerprint(
-            fields, instruments, start, end, history=exprs.lookback, future=exprs.lookahead
+            fields, instruments, start, end, history=_history(exprs, store), future=exprs.lookahead
         )
         payload = {
             "engine": ENGINE_VERSION,
@@ -158,7 +158,7 @@ class QlibDataLoader:
             codes,
             start,
             end,
-            history=exprs.lookback,
+            history=_history(exprs, store),
             future=exprs.lookahead,
         )
         computed = exprs.evaluate(raw).filter(date_filter(start, end))
@@ -167,6 +167,11 @@ class QlibDataLoader:
         values = [c for c in computed.columns if c not in KEYS]
         computed = computed.with_columns(pl.col(c).cast(pl.Float64).fill_nan(None) for c in values)
         return computed.sort(KEYS)
+
+
+def _history(exprs: ExpressionSet, store: MarketStore) -> int:
+    """Trading days of history to read; an expanding window needs the whole calendar."""
+    return len(store.calendar_array()) if exprs.lookback is None else exprs.lookback
 
 
 def resolve_instruments(store: MarketStore, instruments: Any, start: Any, end: Any) -> list[str]:

@@ -166,7 +166,7 @@ class PortAnaRecord(RecordTemp):
             }
         )
         metrics = result.metrics()
-        self.recorder.log_metrics(**metrics)
+        self.recorder.log_metrics(step=None, **metrics)
         logger.info(
             "Backtest: excess return with cost %.4f annualised, IR %.3f, max drawdown %.4f",
             metrics.get("1day.excess_return_with_cost.annualized_return", float("nan")),

@@ -108,5 +108,5 @@ class SigAnaRecord(RecordTemp):
             objects["long_short_r.pkl"] = result.long_short_r
             objects["long_avg_r.pkl"] = result.long_avg_r
         self.save(**objects)
-        self.recorder.log_metrics(**dict(result.metrics))
+        self.recorder.log_metrics(step=None, **dict(result.metrics))
         logger.info("Signal analysis: %s", {k: round(v, 4) for k, v in result.metrics.items()})

@@ -236,3 +236,102 @@ def mlflow_server_url(
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+# ---------------------------------------------------------------------------- features and models
+MODEL_MARKET = {
+    "seed": 11,
+    "n_instruments": 80,
+    "start": "2017-01-01",
+    "end": "2020-12-31",
+    "universes": {"csi300": 60},
+}
+MODEL_SEGMENTS = {
+    "train": ["2017-01-01", "2018-12-31"],
+    "valid": ["2019-01-01", "2019-12-31"],
+    "test": ["2020-01-01", "2020-12-31"],
+}
+
+
+@pytest.fixture(scope="session")
+def model_market_store(tmp_path_factory: pytest.TempPathFactory):
+    """A simulated market big enough for models to find the planted signal (80 x 4 years)."""
+    from alphalab.data import SimulationConfig, write_simulated_store
+
+    folder = tmp_path_factory.mktemp("model-market") / "store"
+    return write_simulated_store(folder, SimulationConfig(**MODEL_MARKET))
+
+
+def make_dataset(store, handler: str = "Alpha158", dataset_cls=None, **dataset_kwargs):
+    """A dataset over ``store`` with the standard train/valid/test segments (no cache)."""
+    from alphalab.data import DatasetH
+
+    handler_kwargs = {
+        "instruments": "csi300",
+        "start_time": "2017-01-01",
+        "end_time": "2020-12-31",
+        "fit_start_time": "2017-01-01",
+        "fit_end_time": "2018-12-31",
+        "store": store,
+        "cache": False,
+    }
+    config = {"class": handler, "module_path": "alphalab.data", "kwargs": handler_kwargs}
+    return (dataset_cls or DatasetH)(handler=config, segments=MODEL_SEGMENTS, **dataset_kwargs)
+
+
+@pytest.fixture(scope="session")
+def alpha158_dataset(model_market_store):
+    """Alpha158 over the model market, loaded once per session; tests must not modify it."""
+    dataset = make_dataset(model_market_store)
+    dataset.setup_data()
+    return dataset
+
+
+COMPACT_FEATURES = [
+    "$close/Ref($close, 1) - 1",
+    "$close/Ref($close, 5) - 1",
+    "$close/Ref($close, 20) - 1",
+    "Mean($close, 5)/$close",
+    "Mean($close, 20)/$close",
+    "Std($close/Ref($close, 1), 20)",
+    "($high - $low)/$open",
+    "($close - $open)/$open",
+    "Log($volume/Mean($volume, 20))",
+    "Corr($close, Log($volume + 1), 10)",
+    "Rank($close, 20)",
+    "($close - Min($low, 20))/(Max($high, 20) - Min($low, 20) + 1e-12)",
+]
+
+
+@pytest.fixture(scope="session")
+def compact_dataset(model_market_store):
+    """Twelve price/volume features over the model market, z-scored and filled (fast models)."""
+    from alphalab.data import DatasetH, DataHandlerLP, QlibDataLoader
+
+    names = [f"F{i}" for i in range(len(COMPACT_FEATURES))]
+    handler = DataHandlerLP(
+        instruments="csi300",
+        start_time="2017-01-01",
+        end_time="2020-12-31",
+        data_loader=QlibDataLoader(
+            config={
+                "feature": (COMPACT_FEATURES, names),
+                "label": (["Ref($close, -2)/Ref($close, -1) - 1"], ["LABEL0"]),
+            }
+        ),
+        infer_processors=[
+            {"class": "RobustZScoreNorm", "kwargs": {"fields_group": "feature"}},
+            {"class": "Fillna", "kwargs": {"fields_group": "feature"}},
+        ],
+        learn_processors=[
+            "DropnaLabel",
+            {"class": "CSRankNorm", "kwargs": {"fields_group": "label"}},
+        ],
+        fit_start_time="2017-01-01",
+        fit_end_time="2018-12-31",
+        store=model_market_store,
+        cache=False,
+    )
+    dataset = DatasetH(handler=handler, segments=MODEL_SEGMENTS)
+    dataset.setup_data()
+    return dataset

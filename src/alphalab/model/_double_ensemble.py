@@ -233,16 +233,15 @@ class DEnsembleModel(Model):
         """Draw features, favouring those whose shuffling raises the ensemble's loss most."""
         base_loss = (ensemble_pred / total_weight - y) ** 2
         scores = np.empty(x.shape[1])
+        shuffled = x.copy()
+        ensemble = list(zip(self.models_, self.sub_features_, self._weights(), strict=False))
+        weight_sum = sum(w for _, _, w in ensemble)
         for j in range(x.shape[1]):
-            shuffled = x.copy()
-            shuffled[:, j] = rng.permutation(shuffled[:, j])
+            shuffled[:, j] = rng.permutation(x[:, j])
             pred = np.zeros(len(y))
-            weight_sum = 0.0
-            for booster, cols, w in zip(
-                self.models_, self.sub_features_, self._weights(), strict=False
-            ):
+            for booster, cols, w in ensemble:
                 pred += w * np.asarray(booster.predict(shuffled[:, cols]))
-                weight_sum += w
+            shuffled[:, j] = x[:, j]
             diff = (pred / weight_sum - y) ** 2 - base_loss
             scores[j] = diff.mean() / (diff.std() + 1e-12)
         order = np.argsort(-scores)

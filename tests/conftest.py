@@ -306,7 +306,7 @@ COMPACT_FEATURES = [
 @pytest.fixture(scope="session")
 def compact_dataset(model_market_store):
     """Twelve price/volume features over the model market, z-scored and filled (fast models)."""
-    from alphalab.data import DatasetH, DataHandlerLP, QlibDataLoader
+    from alphalab.data import DataHandlerLP, DatasetH, QlibDataLoader
 
     names = [f"F{i}" for i in range(len(COMPACT_FEATURES))]
     handler = DataHandlerLP(

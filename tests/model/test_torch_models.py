@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from alphalab.data import DataHandlerLP, DatasetH, TSDatasetH  # noqa: E402
-from alphalab.evaluate import calc_ic  # noqa: E402
-from alphalab.exceptions import ConfigError  # noqa: E402
-from alphalab.model import ALSTM, GRU, LSTM, MLPModel, training_reporter  # noqa: E402
-from alphalab.model._torch._loop import evaluate  # noqa: E402
+from alphalab.data import DataHandlerLP, DatasetH, TSDatasetH
+from alphalab.evaluate import calc_ic
+from alphalab.exceptions import ConfigError
+from alphalab.model import ALSTM, GRU, LSTM, MLPModel, training_reporter
+from alphalab.model._torch._loop import evaluate
 
 COMMON = {"GPU": None, "seed": 5, "n_jobs": 1}
 

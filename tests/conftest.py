@@ -335,3 +335,101 @@ def compact_dataset(model_market_store):
     dataset = DatasetH(handler=handler, segments=MODEL_SEGMENTS)
     dataset.setup_data()
     return dataset
+
+
+# ---------------------------------------------------------------------------- workflows
+LOADER = {
+    "class": "QlibDataLoader",
+    "kwargs": {
+        "config": {
+            "feature": (
+                ["$close/Ref($close, 5) - 1", "Mean($close, 10)/$close", "Log($volume)"],
+                ["ROC5", "MA10", "LOGV"],
+            ),
+            "label": (["Ref($close, -2)/Ref($close, -1) - 1"], ["LABEL0"]),
+        }
+    },
+}
+
+
+def _small_task(model: dict | None = None, records: list | None = None) -> dict:
+    return {
+        "model": model
+        or {
+            "class": "LinearModel",
+            "module_path": "alphalab.model",
+            "kwargs": {"estimator": "ridge", "alpha": 1.0},
+        },
+        "dataset": {
+            "class": "DatasetH",
+            "module_path": "alphalab.data",
+            "kwargs": {
+                "handler": {
+                    "class": "DataHandlerLP",
+                    "module_path": "alphalab.data",
+                    "kwargs": {
+                        "instruments": "csi300",
+                        "start_time": "2017-01-01",
+                        "end_time": "2020-12-31",
+                        "data_loader": LOADER,
+                        "infer_processors": [
+                            {"class": "Fillna", "kwargs": {"fields_group": "feature"}}
+                        ],
+                        "learn_processors": ["DropnaLabel"],
+                        "fit_end_time": "<dataset.kwargs.segments.train.1>",
+                    },
+                },
+                "segments": {
+                    "train": ["2017-01-01", "2018-12-31"],
+                    "valid": ["2019-01-01", "2019-12-31"],
+                    "test": ["2020-01-01", "2020-12-31"],
+                },
+            },
+        },
+        "record": records
+        if records is not None
+        else [
+            {
+                "class": "SignalRecord",
+                "module_path": "alphalab.workflow",
+                "kwargs": {"model": "<MODEL>", "dataset": "<DATASET>"},
+            },
+            {
+                "class": "SigAnaRecord",
+                "module_path": "alphalab.workflow",
+                "kwargs": {"ana_long_short": True},
+            },
+            {
+                "class": "PortAnaRecord",
+                "module_path": "alphalab.workflow",
+                "kwargs": {
+                    "config": {
+                        "strategy": {
+                            "class": "TopkDropoutStrategy",
+                            "module_path": "alphalab.evaluate",
+                            "kwargs": {"signal": "<PRED>", "topk": 10, "n_drop": 2},
+                        },
+                        "backtest": {
+                            "start_time": "2020-01-01",
+                            "end_time": "2020-12-31",
+                            "account": 1e8,
+                            "benchmark": "SH000300",
+                            "exchange_kwargs": {
+                                "limit_threshold": 0.095,
+                                "deal_price": "close",
+                                "open_cost": 0.0005,
+                                "close_cost": 0.0015,
+                                "min_cost": 5,
+                            },
+                        },
+                    }
+                },
+            },
+        ],
+    }
+
+
+@pytest.fixture
+def make_task():
+    """Build a small linear-model task dict over the model market (records configurable)."""
+    return _small_task

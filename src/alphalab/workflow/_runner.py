@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import sys
 import time
@@ -17,6 +18,7 @@ import yaml
 from alphalab.config import (
     Settings,
     WorkflowConfig,
+    get_callable_kwargs,
     init,
     load_config_file,
     parse_yaml,
@@ -139,10 +141,17 @@ def prepare_workflow(
 
 
 def _with_seed(task: Mapping[str, Any], seed: int) -> dict[str, Any]:
+    """The task with the model's ``seed`` set, when the model takes one."""
     seeded = copy.deepcopy(dict(task))
     model = seeded["model"]
-    if isinstance(model, dict):
-        model.setdefault("kwargs", {})
+    factory, _ = get_callable_kwargs(model, "alphalab.model")
+    parameters = inspect.signature(factory).parameters
+    takes_seed = "seed" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+    if not takes_seed:
+        logger.warning("%s takes no seed; its seeded runs repeat the same fit", factory.__name__)
+    elif isinstance(model, dict):
         model["kwargs"] = {**(model.get("kwargs") or {}), "seed": seed}
     return seeded
 

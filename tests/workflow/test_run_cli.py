@@ -90,7 +90,8 @@ def test_several_workflows_with_seeds_print_a_comparison(
         (None, "Config file not found"),
         ("task:\n  model: {class: LGBModel\n  dataset: x\n", r"bad\.yaml:3:\d+: YAML syntax error"),
         (
-            "task: {model: {class: NoSuchModel, module_path: alphalab.model}, dataset: {class: DatasetH, module_path: alphalab.data}}\n",
+            "task:\n  model: {class: NoSuchModel, module_path: alphalab.model}\n"
+            "  dataset: {class: DatasetH, module_path: alphalab.data}\n",
             "Module 'alphalab.model' has no class 'NoSuchModel'",
         ),
         (

@@ -96,7 +96,7 @@ def test_record_needing_a_missing_artifact_says_which(on_model_market) -> None:
     with (
         R.start(experiment_name="missing"),
         pytest.raises(
-            NotFoundError, match="SigAnaRecord needs 'pred.pkl', written by SignalRecord"
+            NotFoundError, match=r"SigAnaRecord needs 'pred\.pkl', written by SignalRecord"
         ),
     ):
         SigAnaRecord().generate()

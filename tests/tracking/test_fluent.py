@@ -18,7 +18,7 @@ def test_r_is_exposed_lazily_on_the_package(tracking_uri: str) -> None:
         _ = alphalab.nothing  # type: ignore[attr-defined]
 
 
-def test_start_finishes_and_logs_into_the_active_run(tracking_uri: str) -> None:
+def test_start_finishes_and_logs_into_the_active_run(tracking_uri: str, tmp_path: Path) -> None:
     assert R.get_uri() == tracking_uri
     with R.start(experiment_name="exp", recorder_name="train") as rec:
         assert R.get_recorder() is rec
@@ -30,6 +30,11 @@ def test_start_finishes_and_logs_into_the_active_run(tracking_uri: str) -> None:
         assert R.load_object("pred.pkl") == {"a": 1}
         R.delete_tags("kind")
         assert R.get_exp().name == "exp"
+        local = tmp_path / "note.txt"
+        local.write_text("n")
+        R.log_artifact(local, "notes")
+        assert Path(R.download_artifact("notes/note.txt", tmp_path / "dl")).read_text() == "n"
+        assert rec.get_artifact_uri().endswith(f"{rec.id}/artifacts")
     assert rec.status is RecorderStatus.FINISHED
     assert rec.metric_history("loss")["value"].tolist() == [100 - s for s in range(100)]
     assert rec.list_params()["lr"] == "0.05"

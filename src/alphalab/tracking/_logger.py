@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from alphalab.exceptions import InvalidMetricError, NotFoundError, TrackingError
 from alphalab.logging import get_logger
+from alphalab.tracking._store import retried
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -194,7 +195,7 @@ class AsyncMetricLogger:
             if not batch:
                 return False
             try:
-                self.client.log_batch(self.run_id, metrics=_to_entities(batch))
+                retried(self.client.log_batch)(self.run_id, metrics=_to_entities(batch))
             except BaseException:
                 self._buffer.extendleft(reversed(batch))
                 raise

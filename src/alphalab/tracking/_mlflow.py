@@ -397,6 +397,10 @@ class MlflowRecorder(Recorder):
     def _artifact_root(self) -> Path | None:
         return _local_path(self._run.info.artifact_uri)
 
+    def get_artifact_uri(self) -> str:
+        """URI of the run's artifact folder (Qlib's ``get_artifact_uri``)."""
+        return str(self._current().info.artifact_uri)
+
     def get_local_dir(self) -> str:
         root = self._artifact_root()
         if root is None:

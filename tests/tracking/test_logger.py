@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from alphalab.cli import app
@@ -196,3 +198,30 @@ def test_sigkill_then_resume_ships_the_journal_first(tracking_uri: str, tmp_path
     assert steps[-1] == 10**6
     assert steps[:-1] == list(range(len(steps) - 1))
     assert len(steps) >= last + 2
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=20),
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.integers(min_value=0, max_value=2**62),
+            st.integers(min_value=-(2**62), max_value=2**62),
+        ),
+        max_size=20,
+    )
+)
+@settings(max_examples=50, deadline=None)
+def test_journal_round_trips_any_point(points: list[tuple[str, float, int, int]]) -> None:
+    import math
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        journal = MetricJournal(Path(folder) / "j.jsonl")
+        journal.append(points)
+        journal.close()
+        read = MetricJournal.read(Path(folder) / "j.jsonl")
+    assert len(read) == len(points)
+    for got, want in zip(read, points, strict=True):
+        assert (got[0], got[2], got[3]) == (want[0], want[2], want[3])
+        assert got[1] == want[1] or (math.isnan(got[1]) and math.isnan(want[1]))

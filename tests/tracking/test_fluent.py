@@ -176,3 +176,15 @@ def test_metric_callback_is_bound_to_the_run_across_threads(tracking_uri: str) -
         with R.start(nested=True, recorder_name="child") as child:
             assert R.get_recorder(recorder_name="child").id == child.id  # the active experiment
     assert rec.metric_history("loss")["value"].tolist() == [-s for s in range(50)]
+
+
+def test_qlib_constants(tracking_uri: str) -> None:
+    from alphalab.tracking import Experiment, Recorder
+
+    R.start_exp(experiment_name="consts")
+    R.end_exp(recorder_status=Recorder.STATUS_FA)
+    exp = R.get_exp(experiment_name="consts")
+    runs = exp.list_recorders(rtype=Experiment.RT_L)
+    assert isinstance(runs, list) and runs[0].status is RecorderStatus.FAILED
+    with pytest.raises(TrackingError, match="rtype must be 'dict' or 'list'"):
+        exp.list_recorders(rtype="set")  # type: ignore[arg-type]

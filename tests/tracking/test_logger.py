@@ -52,8 +52,9 @@ def test_backend_error_surfaces_at_flush_and_nothing_is_dropped(
         for step in range(1500):
             log.log(make_points({"loss": float(step)}, step, now_ms()))
         deadline = time.monotonic() + 10
-        while client.failures and time.monotonic() < deadline:
-            time.sleep(0.01)  # the background thread meets the first failure
+        while client.failures == 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the background thread meets the first failure and pauses
+        assert client.failures == 1
         with pytest.raises(TrackingError, match=r"Could not store \d+ metric points"):
             log.flush()
         log.flush()  # the store is back: the retry ships everything

@@ -188,3 +188,20 @@ def test_qlib_constants(tracking_uri: str) -> None:
     assert isinstance(runs, list) and runs[0].status is RecorderStatus.FAILED
     with pytest.raises(TrackingError, match="rtype must be 'dict' or 'list'"):
         exp.list_recorders(rtype="set")  # type: ignore[arg-type]
+
+
+def test_sqlite_store_uses_wal_and_a_lock_file(tracking_uri: str) -> None:
+    import sqlite3
+
+    from alphalab.config import sqlite_path
+
+    with R.start():
+        pass
+    path = sqlite_path(tracking_uri)
+    assert path is not None
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        con.close()
+    assert path.with_name(path.name + ".lock").exists()  # beside the database, not in the cwd

@@ -178,16 +178,19 @@ def test_sigkill_then_cli_recover_ships_each_point_once(tracking_uri: str, tmp_p
     assert rec.status is RecorderStatus.RUNNING
     assert process_liveness(rec.list_tags()) == "dead"
     runner = CliRunner()
+    shown = runner.invoke(app, ["exp", "runs", "victims"], env={"COLUMNS": "250"})
+    assert "process dead" in shown.output
     result = runner.invoke(app, ["exp", "recover", run_id], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "shipped now" in result.output
+    assert "marked KILLED" in result.output
+    assert rec.status is RecorderStatus.KILLED
+    assert "found dead" in rec.list_tags()["alphalab.killed"]
     _assert_exactly_once_up_to(run_id, last)
     again = runner.invoke(app, ["exp", "recover", run_id], env={"COLUMNS": "200"})
     assert again.exit_code == 0, again.output
     assert ", 0 shipped now" in again.output
     _assert_exactly_once_up_to(run_id, last)
-    shown = runner.invoke(app, ["exp", "runs", "victims"], env={"COLUMNS": "250"})
-    assert "process dead" in shown.output
 
 
 @pytest.mark.slow

@@ -226,6 +226,8 @@ def recover(
         f"{result.already_stored} already stored, {result.shipped} shipped now",
         soft_wrap=True,
     )
+    if result.marked_killed:
+        console.print(f"Run {result.run_id}: its process is dead; marked KILLED", soft_wrap=True)
 
 
 def _server_backend_uri(uri: str) -> str:

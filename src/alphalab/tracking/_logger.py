@@ -357,6 +357,7 @@ class RecoveryResult:
     in_journal: int
     already_stored: int
     shipped: int
+    marked_killed: bool = False  # the run was RUNNING but its process is dead: now KILLED
 
 
 def missing_points(client: MlflowClient, run_id: str, points: list[Point]) -> list[Point]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pickle
 import re
 import sys
@@ -879,5 +880,17 @@ class MlflowExpManager(ExpManager):
         return frame
 
     def recover(self, recorder_id: str, journal_path: Path | None = None) -> RecoveryResult:
-        """Ship what a run's journal holds and the store lacks (``alphalab exp recover``)."""
-        return self.get_recorder(recorder_id).recover(journal_path)
+        """Ship what a run's journal holds and the store lacks (``alphalab exp recover``).
+
+        A run left RUNNING by a process that is now dead is then marked KILLED (a run found
+        dead), with the ``alphalab.killed`` tag saying why.
+        """
+        recorder = self.get_recorder(recorder_id)
+        result = recorder.recover(journal_path)
+        if recorder.status is RecorderStatus.RUNNING and recorder.process_state == "dead":
+            tags = recorder.list_tags()
+            where = f"{tags.get('hostname', '?')}:{tags.get('alphalab.pid', '?')}"
+            recorder.set_tags(**{"alphalab.killed": f"process {where} found dead by recover"})
+            recorder.end_run(RecorderStatus.KILLED)
+            result = dataclasses.replace(result, marked_killed=True)
+        return result

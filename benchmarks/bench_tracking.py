@@ -42,7 +42,9 @@ def bench_logging(folder: Path, steps: int, per_call_steps: int) -> None:
     uri = _fresh_store(folder, "logging")
     alphalab.init(tracking_uri=uri, artifact_location=str(folder / "logging" / "artifacts"))
     client = get_client(uri)
-    exp_id = client.create_experiment("bench-logging")
+    exp_id = client.create_experiment(
+        "bench-logging", artifact_location=str(folder / "logging" / "artifacts" / "bench-logging")
+    )
 
     run = client.create_run(exp_id, run_name="per-call")
     t0 = time.perf_counter()
@@ -136,7 +138,9 @@ def bench_search(folder: Path, n_runs: int) -> None:
 
     uri = _fresh_store(folder, "search")
     client = get_client(uri)
-    exp_id = client.create_experiment("bench-search")
+    exp_id = client.create_experiment(
+        "bench-search", artifact_location=str(folder / "search" / "artifacts")
+    )
     db = folder / "search" / "mlflow.db"
     _populate_runs(db, exp_id, n_runs)
     manager = R.get_exp_manager(uri)
@@ -161,7 +165,9 @@ def bench_empty_runs(folder: Path, n: int) -> None:
     uri = _fresh_store(folder, "empty")
     alphalab.init(tracking_uri=uri, artifact_location=str(folder / "empty" / "artifacts"))
     client = get_client(uri)
-    exp_id = client.create_experiment("bench-empty-plain")
+    exp_id = client.create_experiment(
+        "bench-empty-plain", artifact_location=str(folder / "empty" / "artifacts" / "plain")
+    )
     R.get_exp(experiment_name="bench-empty-ours")
     import mlflow
 

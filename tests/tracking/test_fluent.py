@@ -18,7 +18,7 @@ def test_r_is_exposed_lazily_on_the_package(tracking_uri: str) -> None:
         _ = alphalab.nothing  # type: ignore[attr-defined]
 
 
-def test_start_finishes_and_logs_into_the_active_run(tracking_uri: str) -> None:
+def test_start_finishes_and_logs_into_the_active_run(tracking_uri: str, tmp_path: Path) -> None:
     assert R.get_uri() == tracking_uri
     with R.start(experiment_name="exp", recorder_name="train") as rec:
         assert R.get_recorder() is rec
@@ -30,6 +30,11 @@ def test_start_finishes_and_logs_into_the_active_run(tracking_uri: str) -> None:
         assert R.load_object("pred.pkl") == {"a": 1}
         R.delete_tags("kind")
         assert R.get_exp().name == "exp"
+        local = tmp_path / "note.txt"
+        local.write_text("n")
+        R.log_artifact(local, "notes")
+        assert Path(R.download_artifact("notes/note.txt", tmp_path / "dl")).read_text() == "n"
+        assert rec.get_artifact_uri().endswith(f"{rec.id}/artifacts")
     assert rec.status is RecorderStatus.FINISHED
     assert rec.metric_history("loss")["value"].tolist() == [100 - s for s in range(100)]
     assert rec.list_params()["lr"] == "0.05"
@@ -171,3 +176,32 @@ def test_metric_callback_is_bound_to_the_run_across_threads(tracking_uri: str) -
         with R.start(nested=True, recorder_name="child") as child:
             assert R.get_recorder(recorder_name="child").id == child.id  # the active experiment
     assert rec.metric_history("loss")["value"].tolist() == [-s for s in range(50)]
+
+
+def test_qlib_constants(tracking_uri: str) -> None:
+    from alphalab.tracking import Experiment, Recorder
+
+    R.start_exp(experiment_name="consts")
+    R.end_exp(recorder_status=Recorder.STATUS_FA)
+    exp = R.get_exp(experiment_name="consts")
+    runs = exp.list_recorders(rtype=Experiment.RT_L)
+    assert isinstance(runs, list) and runs[0].status is RecorderStatus.FAILED
+    with pytest.raises(TrackingError, match="rtype must be 'dict' or 'list'"):
+        exp.list_recorders(rtype="set")  # type: ignore[arg-type]
+
+
+def test_sqlite_store_uses_wal_and_a_lock_file(tracking_uri: str) -> None:
+    import sqlite3
+
+    from alphalab.config import sqlite_path
+
+    with R.start():
+        pass
+    path = sqlite_path(tracking_uri)
+    assert path is not None
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        con.close()
+    assert path.with_name(path.name + ".lock").exists()  # beside the database, not in the cwd

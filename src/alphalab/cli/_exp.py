@@ -226,6 +226,8 @@ def recover(
         f"{result.already_stored} already stored, {result.shipped} shipped now",
         soft_wrap=True,
     )
+    if result.marked_killed:
+        console.print(f"Run {result.run_id}: its process is dead; marked KILLED", soft_wrap=True)
 
 
 def _server_backend_uri(uri: str) -> str:
@@ -237,6 +239,7 @@ def _server_backend_uri(uri: str) -> str:
 def ui(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+    workers: Annotated[int, typer.Option(help="Server worker processes.")] = 1,
     uri: UriOption = None,
 ) -> None:
     """Start the MLflow UI on the configured tracking store."""
@@ -262,6 +265,8 @@ def ui(
         host,
         "--port",
         str(port),
+        "--workers",
+        str(workers),
     ]
     console.print(f"MLflow UI on http://{host}:{port} for {tracking} (Ctrl+C to stop)")
     subprocess.run(command, check=False)

@@ -62,6 +62,12 @@ _TRANSITIONS: Mapping[RecorderStatus, frozenset[RecorderStatus]] = {
 class Recorder(ABC):
     """One tracked run: params, metrics, tags and artifacts (Qlib's ``Recorder``)."""
 
+    # Qlib's status constants, for code written against Qlib.
+    STATUS_S = RecorderStatus.SCHEDULED.value
+    STATUS_R = RecorderStatus.RUNNING.value
+    STATUS_FI = RecorderStatus.FINISHED.value
+    STATUS_FA = RecorderStatus.FAILED.value
+
     @property
     @abstractmethod
     def id(self) -> str:
@@ -186,6 +192,10 @@ class Recorder(ABC):
 
 class Experiment(ABC):
     """A named group of runs (Qlib's ``Experiment``)."""
+
+    # Qlib's return-type constants of list_recorders.
+    RT_D = "dict"
+    RT_L = "list"
 
     @property
     @abstractmethod

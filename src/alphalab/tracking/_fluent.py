@@ -275,6 +275,10 @@ class TrackingFacade:
         """Upload a local file or folder into the active run."""
         self._require_active().log_artifact(local_path, artifact_path)
 
+    def download_artifact(self, path: str, dst_path: str | Path | None = None) -> str:
+        """Download an artifact of the active run; returns its local path."""
+        return self._require_active().download_artifact(path, dst_path)
+
     def flush(self) -> None:
         """Store every metric point logged so far on the active run."""
         self._require_active().flush()

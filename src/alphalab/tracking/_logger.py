@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from alphalab.exceptions import InvalidMetricError, NotFoundError, TrackingError
 from alphalab.logging import get_logger
+from alphalab.tracking._store import retried
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -77,6 +78,10 @@ def make_points(metrics: Mapping[str, Any], step: int | None, timestamp: int) ->
     return points
 
 
+#: JSON spellings of the non-finite floats (``json.loads`` reads them back).
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+
+
 class MetricJournal:
     """Append-only file of metric points, one JSON array per line."""
 
@@ -84,12 +89,21 @@ class MetricJournal:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._keys: dict[str, str] = {}  # JSON encoding of each metric name, computed once
 
     def append(self, points: Iterable[Point]) -> None:
         """Append points with one ``write`` call."""
         if self._fd is None:
             raise TrackingError(f"The metric journal {self.path} is closed")
-        data = "".join(json.dumps(p) + "\n" for p in points).encode("utf-8")
+        keys = self._keys
+        lines = []
+        for key, value, timestamp, step in points:
+            encoded = keys.get(key)
+            if encoded is None:
+                encoded = keys[key] = json.dumps(key)
+            number = repr(value) if math.isfinite(value) else _NON_FINITE[repr(value)]
+            lines.append(f"[{encoded},{number},{timestamp},{step}]\n")
+        data = "".join(lines).encode("utf-8")
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -194,7 +208,7 @@ class AsyncMetricLogger:
             if not batch:
                 return False
             try:
-                self.client.log_batch(self.run_id, metrics=_to_entities(batch))
+                retried(self.client.log_batch)(self.run_id, metrics=_to_entities(batch))
             except BaseException:
                 self._buffer.extendleft(reversed(batch))
                 raise
@@ -343,6 +357,7 @@ class RecoveryResult:
     in_journal: int
     already_stored: int
     shipped: int
+    marked_killed: bool = False  # the run was RUNNING but its process is dead: now KILLED
 
 
 def missing_points(client: MlflowClient, run_id: str, points: list[Point]) -> list[Point]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import pickle
 import re
 import sys
@@ -396,6 +397,10 @@ class MlflowRecorder(Recorder):
 
     def _artifact_root(self) -> Path | None:
         return _local_path(self._run.info.artifact_uri)
+
+    def get_artifact_uri(self) -> str:
+        """URI of the run's artifact folder (Qlib's ``get_artifact_uri``)."""
+        return str(self._current().info.artifact_uri)
 
     def get_local_dir(self) -> str:
         root = self._artifact_root()
@@ -875,5 +880,17 @@ class MlflowExpManager(ExpManager):
         return frame
 
     def recover(self, recorder_id: str, journal_path: Path | None = None) -> RecoveryResult:
-        """Ship what a run's journal holds and the store lacks (``alphalab exp recover``)."""
-        return self.get_recorder(recorder_id).recover(journal_path)
+        """Ship what a run's journal holds and the store lacks (``alphalab exp recover``).
+
+        A run left RUNNING by a process that is now dead is then marked KILLED (a run found
+        dead), with the ``alphalab.killed`` tag saying why.
+        """
+        recorder = self.get_recorder(recorder_id)
+        result = recorder.recover(journal_path)
+        if recorder.status is RecorderStatus.RUNNING and recorder.process_state == "dead":
+            tags = recorder.list_tags()
+            where = f"{tags.get('hostname', '?')}:{tags.get('alphalab.pid', '?')}"
+            recorder.set_tags(**{"alphalab.killed": f"process {where} found dead by recover"})
+            recorder.end_run(RecorderStatus.KILLED)
+            result = dataclasses.replace(result, marked_killed=True)
+        return result

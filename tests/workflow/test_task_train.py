@@ -100,3 +100,24 @@ def test_record_needing_a_missing_artifact_says_which(on_model_market) -> None:
         ),
     ):
         SigAnaRecord().generate()
+
+
+def test_training_curves_reach_the_run(on_model_market, make_task) -> None:
+    task = make_task(
+        model={
+            "class": "LGBModel",
+            "module_path": "alphalab.model",
+            "kwargs": {
+                "num_boost_round": 12,
+                "early_stopping_rounds": None,
+                "num_leaves": 7,
+                "num_threads": 1,
+            },
+        },
+        records=[],
+    )
+    recorder = task_train(task, experiment_name="curves")
+    history = recorder.metric_history("valid.l2")
+    assert list(history["step"]) == list(range(1, 13))
+    assert history["value"].notna().all()
+    assert len(recorder.metric_history("train.l2")) == 12

@@ -6,15 +6,13 @@ PyTorch nets (the ``torch`` extra) are imported on first use.
 from typing import Any
 
 from alphalab._imports import import_optional
-from alphalab.model._base import (
-    BaseModel,
-    Model,
-    ModelFT,
+from alphalab._training import (
     TrainingReporter,
     add_default_reporter,
     report_training,
     training_reporter,
 )
+from alphalab.model._base import BaseModel, Model, ModelFT
 from alphalab.model._double_ensemble import DEnsembleModel
 from alphalab.model._lightgbm import LGBModel
 from alphalab.model._linear import LinearModel

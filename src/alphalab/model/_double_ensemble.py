@@ -16,9 +16,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from alphalab._training import report_training
 from alphalab.data.handler import DataHandlerLP
 from alphalab.exceptions import ConfigError, DataError
-from alphalab.model._base import Model, check_labels, report_training, segment_names
+from alphalab.model._base import Model, check_labels, segment_names
 
 
 def _rank_pct(values: np.ndarray, axis: int = 0) -> np.ndarray:

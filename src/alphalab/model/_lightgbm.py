@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from alphalab._progress import make_progress
+from alphalab._training import report_training
 from alphalab.data.handler import DataHandlerLP
 from alphalab.exceptions import ConfigError, DataError
-from alphalab.model._base import ModelFT, check_labels, report_training, segment_names
+from alphalab.model._base import ModelFT, check_labels, segment_names
 
 _OBJECTIVES = {"mse": "regression", "binary": "binary"}
 

@@ -15,11 +15,12 @@ import contextvars
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
+from alphalab._training import add_default_reporter
 from alphalab.config import get_settings, sqlite_path, uri_scheme
 from alphalab.exceptions import TrackingError
 from alphalab.logging import get_logger
@@ -455,3 +456,13 @@ _hooks = _ExitHooks()
 
 #: The process-wide facade (Qlib's ``R``).
 R = TrackingFacade()
+
+
+def _log_training_to_active_run(step: int, metrics: Mapping[str, float]) -> None:
+    """Send a model's training curve (see ``alphalab._training``) into the active run."""
+    recorder = R.active_recorder
+    if recorder is not None:
+        recorder.log_metrics(step, **metrics)
+
+
+add_default_reporter(_log_training_to_active_run)

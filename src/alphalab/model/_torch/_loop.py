@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from alphalab._progress import make_progress
+from alphalab._training import report_training
 from alphalab.exceptions import ConfigError
-from alphalab.model._base import report_training
 
 #: Build the network input from a float32 feature batch (e.g. reshape to a sequence).
 InputFn = Callable[[np.ndarray], np.ndarray]

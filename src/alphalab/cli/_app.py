@@ -42,6 +42,7 @@ app = typer.Typer(
 app.add_typer(_config.app, name="config")
 app.command("run")(_run.run)
 app.add_typer(_data.app, name="data")
+_exp.app.command("compare")(_run.compare)
 app.add_typer(_exp.app, name="exp")
 app.command("ui")(_exp.ui)
 

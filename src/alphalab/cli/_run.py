@@ -12,7 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from alphalab.config import RUNS_DIR_NAME
-from alphalab.workflow import RunSummary, compare_summaries, parse_overrides, run_workflow
+from alphalab.exceptions import NotFoundError
+from alphalab.tracking import R, Recorder
+from alphalab.workflow import RunSummary, compare_metrics, parse_overrides, run_workflow
 
 console = Console()
 
@@ -116,7 +118,39 @@ def run(
         print_summary(summary)
         summaries.append(summary)
     if len(summaries) > 1 or seeds > 1:
-        rows = {s.workflow: compare_summaries(s.children or (s,)) for s in summaries}
+        rows = {
+            s.workflow: compare_metrics([c.metrics for c in s.children or (s,)]) for s in summaries
+        }
         console.print(comparison_table(rows, "Comparison (mean ± std over seeds)"))
         console.print(f"Comparison saved to {save_comparison(rows)}")
     console.print("Browse the runs with [bold]alphalab ui[/] or [bold]alphalab exp runs[/].")
+
+
+def compare(
+    targets: Annotated[list[str], typer.Argument(help="Run ids or experiment names.")],
+) -> None:
+    """Compare runs: mean ± std over each run's seeds (child runs) of the summary metrics."""
+    rows: dict[str, pd.DataFrame] = {}
+    for target in targets:
+        for recorder in _resolve_runs(target):
+            children = recorder.list_children()
+            metrics = [r.list_metrics() for r in children] or [recorder.list_metrics()]
+            rows[f"{recorder.name} ({recorder.id[:8]})"] = compare_metrics(metrics)
+    if not rows:
+        raise NotFoundError(f"No finished run found in {targets}")
+    console.print(comparison_table(rows, "Comparison (mean ± std over seeds)"))
+
+
+def _resolve_runs(target: str) -> list[Recorder]:
+    """One run by id, or the top-level finished runs of an experiment, oldest first."""
+    try:
+        return [R.get_recorder(recorder_id=target)]
+    except NotFoundError:
+        pass
+    experiment = R.get_exp(experiment_name=target, create=False)
+    runs = [
+        r
+        for r in experiment.list_recorders(rtype="list")
+        if r.parent_id is None and r.status.value == "FINISHED"
+    ]
+    return sorted(runs, key=lambda r: r.start_time or 0)

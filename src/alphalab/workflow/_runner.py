@@ -235,7 +235,7 @@ def run_workflow(
         parent.save_objects(config=prepared.raw)
         parent.set_tags(seeds=str(seeds))
         children = tuple(_run_one(prepared, name, seed, True, on_phase) for seed in range(seeds))
-        means = compare_summaries(children).loc[:, "mean"].dropna()
+        means = compare_metrics([c.metrics for c in children]).loc[:, "mean"].dropna()
         parent.log_metrics(step=None, **{str(k): float(v) for k, v in means.items()})
     summary = _summary(
         prepared,
@@ -247,9 +247,9 @@ def run_workflow(
     return summary
 
 
-def compare_summaries(summaries: Sequence[RunSummary]) -> pd.DataFrame:
+def compare_metrics(runs: Sequence[Mapping[str, float]]) -> pd.DataFrame:
     """Mean and sample std of the summary metrics over runs (e.g. seeds of one workflow)."""
-    frame = pd.DataFrame([dict(s.metrics) for s in summaries], columns=list(SUMMARY_METRICS))
+    frame = pd.DataFrame([dict(m) for m in runs], columns=list(SUMMARY_METRICS))
     return pd.DataFrame(
         {"mean": frame.mean(), "std": frame.std(ddof=1) if len(frame) > 1 else math.nan}
     )

@@ -398,20 +398,19 @@ class _ExitHooks:
 
     def __init__(self) -> None:
         self._open: dict[str, MlflowRecorder] = {}
-        self._lock = threading.Lock()
         self._installed_pid: int | None = None
         self._uncaught: BaseException | None = None
         self._previous_excepthook = sys.excepthook
 
+    # No lock here: these run in the main thread and in the SIGTERM clean-up thread, which may
+    # interrupt the main thread anywhere; single dict operations are atomic in CPython.
     def register(self, recorder: MlflowRecorder) -> None:
-        with self._lock:
-            self._open[recorder.id] = recorder
+        self._open[recorder.id] = recorder
         if self._installed_pid != os.getpid():
             self._install()
 
     def unregister(self, recorder: MlflowRecorder) -> None:
-        with self._lock:
-            self._open.pop(recorder.id, None)
+        self._open.pop(recorder.id, None)
 
     def _install(self) -> None:
         self._installed_pid = os.getpid()
@@ -431,9 +430,10 @@ class _ExitHooks:
         self._previous_excepthook(exc_type, exc, tb)
 
     def _end_open_runs(self, status: RecorderStatus, error: BaseException | None) -> None:
-        with self._lock:
-            recorders = list(self._open.values())
-            self._open.clear()
+        recorders = []
+        while self._open:
+            recorders.append(self._open.popitem()[1])
+        recorders.reverse()
         for recorder in reversed(recorders):
             try:
                 recorder.end_run(status, error=error)

@@ -156,7 +156,6 @@ class AsyncMetricLogger:
         self.batch_size = min(batch_size, MAX_METRICS_PER_BATCH)
         self._buffer: collections.deque[Point] = collections.deque()
         self._ship_lock = threading.RLock()
-        self._wake = threading.Event()
         self._stop = False
         self._paused = False  # set after a backend error until the next flush
         self._error: BaseException | None = None
@@ -179,7 +178,6 @@ class AsyncMetricLogger:
         if self.journal is not None:
             self.journal.append(points)
         while len(self._buffer) >= self.max_pending and not self._paused:
-            self._wake.set()
             time.sleep(0.001)
         self._buffer.extend(points)
         if self._thread is None:
@@ -188,8 +186,6 @@ class AsyncMetricLogger:
                 target=self._run, name=f"alphalab-metrics-{self.run_id[:8]}", daemon=True
             )
             self._thread.start()
-        if len(self._buffer) >= self.batch_size:
-            self._wake.set()
 
     def _take_batch(self) -> list[Point]:
         batch: list[Point] = []
@@ -216,9 +212,10 @@ class AsyncMetricLogger:
             return True
 
     def _run(self) -> None:
+        # The thread polls instead of being woken: the logging (main) thread then never takes
+        # a lock that a signal handler interrupting it could need (see install_process_hooks).
         while not self._stop:
-            self._wake.wait(0.05)
-            self._wake.clear()
+            time.sleep(0.01)
             while self._buffer and not self._paused and not self._stop:
                 try:
                     self._ship_one()
@@ -268,7 +265,6 @@ class AsyncMetricLogger:
             self.flush()
         finally:
             self._stop = True
-            self._wake.set()
             if self._thread is not None and self._thread is not threading.current_thread():
                 self._thread.join(timeout=5)
             _live_loggers.discard(self)
@@ -317,7 +313,7 @@ def install_process_hooks() -> None:
     if previous == signal.SIG_IGN or getattr(previous, "_alphalab_handler", False):
         return
 
-    def handler(signum: int, frame: FrameType | None) -> None:
+    def clean_up() -> None:
         flush_all(timeout=30)
         for callback in list(_terminate_callbacks):
             try:
@@ -325,6 +321,15 @@ def install_process_hooks() -> None:
             except Exception as e:
                 logger.error("SIGTERM clean-up failed: %s", e)
         close_all()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        # The handler interrupts the main thread anywhere, possibly holding a lock (a database
+        # pool's, a logger's). The clean-up runs in a thread of its own and is given a bounded
+        # time, so such a lock can delay it but never hang the process; whatever it could not
+        # ship stays in the journal for `alphalab exp recover`.
+        helper = threading.Thread(target=clean_up, name="alphalab-sigterm", daemon=True)
+        helper.start()
+        helper.join(timeout=60)
         if callable(previous):
             previous(signum, frame)
             return

@@ -39,6 +39,15 @@ def test_qlib_benchmark_yaml_runs_unchanged_end_to_end(qlib_yaml: Path) -> None:
     listed = runner.invoke(app, ["exp", "runs", "Experiment"], env=WIDE)
     assert listed.exit_code == 0 and recorder.id[:8] in listed.output
 
+    out = qlib_yaml.parent / "regenerated"
+    report = runner.invoke(app, ["report", recorder.id, "--output", str(out)], env=WIDE)
+    assert report.exit_code == 0, report.output
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4, "returns, drawdown, IC and turnover charts"
+    compared = runner.invoke(app, ["exp", "compare", recorder.id], env=WIDE)
+    assert compared.exit_code == 0, compared.output
+    assert f"({recorder.id[:8]})" in compared.output
+
 
 def write_workflow(folder: Path, name: str, store_uri: str, task: dict, **extra) -> Path:
     config = {
@@ -82,6 +91,12 @@ def test_several_workflows_with_seeds_print_a_comparison(
     assert len(parents) == 2 and all(p.child_count == 2 for p in parents)
     seeds = sorted(r.list_tags().get("seed", "") for r in runs.values() if r.parent_id)
     assert seeds == ["0", "0", "1", "1"]
+    compared = runner.invoke(app, ["exp", "compare", "cli"], env=WIDE)
+    assert compared.exit_code == 0, compared.output
+    assert compared.output.count("±") >= 8, "mean ± std per metric for both workflows"
+    assert "ridge" in compared.output and "lgb" in compared.output
+    missing = runner.invoke(app, ["report", parents[0].id], env=WIDE)
+    assert missing.exit_code == 1 and "has no backtest and no signal analysis" in missing.output
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from typer.core import TyperGroup
 
-from alphalab.cli import _config, _data, _exp, _run
+from alphalab.cli import _config, _data, _exp, _report, _run
 from alphalab.exceptions import AlphalabError
 from alphalab.logging import ROOT_LOGGER_NAME
 from alphalab.version import __version__
@@ -41,6 +41,7 @@ app = typer.Typer(
 )
 app.add_typer(_config.app, name="config")
 app.command("run")(_run.run)
+app.command("report")(_report.report)
 app.add_typer(_data.app, name="data")
 _exp.app.command("compare")(_run.compare)
 app.add_typer(_exp.app, name="exp")

@@ -148,9 +148,7 @@ def _resolve_runs(target: str) -> list[Recorder]:
     except NotFoundError:
         pass
     experiment = R.get_exp(experiment_name=target, create=False)
-    runs = [
-        r
-        for r in experiment.list_recorders(rtype="list")
-        if r.parent_id is None and r.status.value == "FINISHED"
-    ]
+    recorders = experiment.list_recorders(rtype="dict")
+    assert isinstance(recorders, dict)  # rtype="dict" returns the mapping
+    runs = [r for r in recorders.values() if r.parent_id is None and r.status.value == "FINISHED"]
     return sorted(runs, key=lambda r: r.start_time or 0)

@@ -16,6 +16,7 @@ from alphalab.workflow.records import (
     SigAnaRecord,
     SignalRecord,
     raw_label,
+    write_run_report,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "run_task",
     "run_workflow",
     "task_train",
+    "write_run_report",
 ]

@@ -7,24 +7,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from alphalab.config import Settings, get_settings, init_instance_by_config
 from alphalab.data import MarketStore, open_market_store
-from alphalab.evaluate import (
-    BacktestResult,
-    MarketData,
-    SignalAnalysis,
-    TopkDropoutStrategy,
-    backtest,
-    signal_metrics,
-)
-from alphalab.evaluate.report import write_report
+from alphalab.evaluate import BacktestResult, MarketData, TopkDropoutStrategy, backtest
 from alphalab.exceptions import ConfigError, DataError
 from alphalab.logging import get_logger
 from alphalab.tracking import Recorder
 from alphalab.workflow.records._base import RecordTemp
-from alphalab.workflow.records._signal import SigAnaRecord, SignalRecord
+from alphalab.workflow.records._report import write_run_report
+from alphalab.workflow.records._signal import SignalRecord
 
 logger = get_logger(__name__)
 
@@ -80,7 +71,8 @@ class PortAnaRecord(RecordTemp):
 
     Writes ``portfolio_analysis/{report_normal,positions_normal,indicators_normal,
     port_analysis,indicator_analysis}_1day.pkl``, logs ``1day.excess_return_*`` metrics and
-    ``1day.ffr/pa/pos``, and adds an HTML report with charts under ``report/``.
+    ``1day.ffr/pa/pos``, keeps the whole result as ``portfolio_analysis/backtest.pkl``, and adds
+    an HTML report with charts under ``report/``.
     """
 
     artifact_path = "portfolio_analysis"
@@ -163,6 +155,7 @@ class PortAnaRecord(RecordTemp):
                 "indicator_analysis_1day.pkl": result.indicator_analysis(
                     self.indicator_analysis_method or "mean"
                 ),
+                "backtest.pkl": result,
             }
         )
         metrics = result.metrics()
@@ -175,21 +168,6 @@ class PortAnaRecord(RecordTemp):
         )
         self._write_report(result)
 
-    def _signal_analysis(self) -> SignalAnalysis | None:
-        sig = SigAnaRecord(self.recorder)
-        if not all(sig._exists(p) for p in sig.list()):
-            return None
-        ic: pd.Series = sig.load("ic.pkl")
-        ric: pd.Series = sig.load("ric.pkl")
-        return SignalAnalysis(ic, ric, metrics=signal_metrics(ic, ric))
-
     def _write_report(self, result: BacktestResult) -> None:
         with tempfile.TemporaryDirectory(prefix="alphalab-report-") as tmp:
-            files = write_report(
-                Path(tmp),
-                backtest=result,
-                signal=self._signal_analysis(),
-                title=f"alphalab run {self.recorder.id}",
-            )
-            for path in [files.html, *files.images.values()]:
-                self.recorder.log_artifact(path, "report")
+            write_run_report(self.recorder, Path(tmp), backtest=result)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import polars as pl
 
-from alphalab._progress import phase
+from alphalab._progress import make_progress, phase
 from alphalab.config import Settings, get_settings, init_instance_by_config
 from alphalab.data._columns import select_columns, to_pandas
 from alphalab.data._time import date_filter, to_timestamp
@@ -138,9 +138,14 @@ class DataHandlerLP:
         store = self.store or open_market_store(settings.provider_uri, settings=settings)
         cache_dir = Path(settings.cache_dir) if self.cache else None
         loader = self._loader()
-        with phase("Computing features"):
+        with make_progress() as bar:
+            task = bar.add_task("Computing features", total=None)
+
+            def advance(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
             raw, self._data_fingerprint = load_cached(
-                loader, store, self.instruments, self.start_time, self.end_time, cache_dir
+                loader, store, self.instruments, self.start_time, self.end_time, cache_dir, advance
             )
         if raw.height == 0:
             raise DataError(

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ logger = get_logger(__name__)
 ENGINE_VERSION = "2"
 
 GroupConfig = tuple[list[str], list[str]]
+#: ``progress(done, total)`` while features are computed.
+Progress = Callable[[int, int], None]
 
 
 def parse_loader_config(config: Any) -> dict[str, GroupConfig]:
@@ -142,7 +144,12 @@ class QlibDataLoader:
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     def load(
-        self, store: MarketStore, instruments: Any, start: Any = None, end: Any = None
+        self,
+        store: MarketStore,
+        instruments: Any,
+        start: Any = None,
+        end: Any = None,
+        progress: Progress | None = None,
     ) -> pl.DataFrame:
         """Compute every group over ``instruments`` (a universe name or a list) in [start, end].
 
@@ -162,7 +169,7 @@ class QlibDataLoader:
             history=_history(exprs, store),
             future=exprs.lookahead,
         )
-        computed = exprs.evaluate(raw).filter(date_filter(start, end))
+        computed = exprs.evaluate(raw, progress=progress).filter(date_filter(start, end))
         if isinstance(instruments, str):
             computed = filter_membership(computed, store.membership(instruments))
         values = [c for c in computed.columns if c not in KEYS]
@@ -234,6 +241,7 @@ def load_cached(
     start: Any,
     end: Any,
     cache_dir: Path | None,
+    progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, str]:
     """Load through a Parquet cache (None: no cache); also return the data's cache key.
 
@@ -243,7 +251,7 @@ def load_cached(
     codes = resolve_instruments(store, instruments, start, end)
     key = loader.cache_key(store, codes, instruments, start, end)
     if cache_dir is None:
-        return loader.load(store, instruments, start, end), key
+        return loader.load(store, instruments, start, end, progress), key
     path = cache_dir / "features" / f"{key}.parquet"
     if path.is_file():
         try:
@@ -252,7 +260,7 @@ def load_cached(
             return frame, key
         except (OSError, pl.exceptions.PolarsError) as e:
             logger.warning("Ignoring unreadable feature cache %s: %s", path, e)
-    frame = loader.load(store, instruments, start, end)
+    frame = loader.load(store, instruments, start, end, progress)
     try:
         write_parquet_atomic(frame, path)
     except OSError as e:

@@ -69,14 +69,14 @@ def test_mlp_checks_its_configuration(compact_dataset) -> None:
 
 
 @pytest.mark.parametrize("model_cls", [GRU, LSTM, ALSTM])
-def test_recurrent_models_on_sequences(ts_dataset, model_cls) -> None:
+def test_recurrent_models_learn_on_sequences(ts_dataset, model_cls) -> None:
     model = model_cls(
         d_feat=12,
         hidden_size=16,
         num_layers=1,
-        n_epochs=2,
-        batch_size=512,
-        early_stop=2,
+        n_epochs=4,
+        batch_size=256,
+        early_stop=4,
         lr=0.005,
         **COMMON,
     )
@@ -84,22 +84,8 @@ def test_recurrent_models_on_sequences(ts_dataset, model_cls) -> None:
     pred = model.predict(ts_dataset)
     assert pred.index.names == ["datetime", "instrument"]
     assert pred.notna().all() and pred.std() > 0
-    assert len(model.history_["valid"]) == 2
-
-
-def test_gru_learns_on_sequences(ts_dataset) -> None:
-    model = GRU(
-        d_feat=12,
-        hidden_size=16,
-        num_layers=1,
-        n_epochs=4,
-        batch_size=256,
-        lr=0.005,
-        early_stop=4,
-        **COMMON,
-    )
-    model.fit(ts_dataset)
-    assert valid_ic(model, ts_dataset) > 0.01
+    assert len(model.history_["valid"]) == 4
+    assert valid_ic(model, ts_dataset) > 0.01, "beats a constant predictor"
 
 
 def test_gru_reads_alpha360_style_flat_features(compact_dataset) -> None:
@@ -110,3 +96,20 @@ def test_gru_reads_alpha360_style_flat_features(compact_dataset) -> None:
         GRU(d_feat=5, n_epochs=1, **COMMON).fit(compact_dataset)
     with pytest.raises(ConfigError, match="ALSTM rnn_type must be 'GRU' or 'LSTM'"):
         ALSTM(d_feat=6, rnn_type="RNN", n_epochs=1, **COMMON).fit(compact_dataset)
+
+
+def test_early_stopping_stops_before_the_epoch_budget(compact_dataset) -> None:
+    model = GRU(
+        d_feat=6,
+        hidden_size=8,
+        num_layers=1,
+        n_epochs=40,
+        batch_size=2048,
+        lr=0.02,
+        early_stop=1,
+        **COMMON,
+    )
+    model.fit(compact_dataset)
+    epochs_run = len(model.history_["valid"])
+    assert epochs_run < 40
+    assert model.history_["best_round"] == [epochs_run - 1], "stopped one epoch after the best"

@@ -69,7 +69,9 @@ def group_columns(frame: pl.DataFrame, fields_group: str | Iterable[str] | None)
 
 def to_pandas(frame: pl.DataFrame, columns: Sequence[str], squeeze: bool = False) -> pd.DataFrame:
     """Convert to Qlib's shape: index (datetime, instrument), columns (group, name), NaN."""
-    selected = frame.select([*KEYS, *columns]).sort(KEYS)
+    selected = frame.select([*KEYS, *columns])
+    if not selected.get_column("datetime").is_sorted():  # handler frames are kept sorted
+        selected = selected.sort(KEYS)
     values = selected.select(columns).fill_null(float("nan")).to_numpy() if columns else None
     index = pd.MultiIndex.from_arrays(
         [
@@ -80,6 +82,6 @@ def to_pandas(frame: pl.DataFrame, columns: Sequence[str], squeeze: bool = False
     )
     if squeeze:
         names = [split_column(c)[1] for c in columns]
-        return pd.DataFrame(values, index=index, columns=pd.Index(names))
+        return pd.DataFrame(values, index=index, columns=pd.Index(names), copy=False)
     header = pd.MultiIndex.from_tuples([split_column(c) for c in columns])
-    return pd.DataFrame(values, index=index, columns=header)
+    return pd.DataFrame(values, index=index, columns=header, copy=False)

@@ -81,7 +81,11 @@ class ExpressionSet:
                     raise ExpressionError(message, source, f.pos)
 
     def evaluate(
-        self, frame: pl.DataFrame, *, progress: Callable[[int, int], None] | None = None
+        self,
+        frame: pl.DataFrame,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        dtype: type[pl.Float32] | type[pl.Float64] = pl.Float64,
     ) -> pl.DataFrame:
         """Compute every expression on ``frame``.
 
@@ -92,11 +96,14 @@ class ExpressionSet:
                 it is sorted here when it is not.
             progress: Called as ``progress(done, total)`` while the outputs are computed (a
                 few times, after each batch of the plan), e.g. to drive a progress bar.
+            dtype: Type of the output columns. Computation is always in float64; with
+                ``pl.Float32`` each output is narrowed as soon as it is computed, which halves
+                the memory the outputs hold.
 
         Returns:
             ``datetime, instrument, *names``, sorted by (instrument, datetime); the features
-            are Float64 with null for every missing value (never NaN; ±inf where the
-            expression divides by zero).
+            are ``dtype`` (Float64 by default) with null for every missing value (never NaN;
+            ±inf where the expression divides by zero).
 
         Raises:
             ExpressionError: When a field an expression reads is not a column of ``frame``.
@@ -107,7 +114,7 @@ class ExpressionSet:
                 raise ExpressionError(f"the frame has no {column!r} column")
         available = [c for c in frame.columns if c not in (DATETIME, INSTRUMENT)]
         self.check_fields(available)
-        return run_plan(self.plan, frame, self.required_fields, self.names, progress)
+        return run_plan(self.plan, frame, self.required_fields, self.names, progress, dtype)
 
     def __repr__(self) -> str:
         return f"ExpressionSet({len(self.expressions)} expressions, fields={self.required_fields})"

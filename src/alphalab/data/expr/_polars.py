@@ -408,8 +408,9 @@ def run_plan(
     fields: Sequence[str],
     names: Sequence[str],
     progress: Callable[[int, int], None] | None = None,
+    dtype: type[pl.Float32] | type[pl.Float64] = F64,
 ) -> pl.DataFrame:
-    """Evaluate ``plan`` on ``frame``; returns ``datetime, instrument, *names``.
+    """Evaluate ``plan`` on ``frame``; returns ``datetime, instrument, *names`` as ``dtype``.
 
     ``frame`` must hold ``datetime``, ``instrument`` and ``fields``; it is sorted by
     (instrument, datetime) first when it is not already. ``progress(done, total)`` is called
@@ -431,7 +432,8 @@ def run_plan(
         cache: dict[int, pl.Expr] = {}
         exprs = [_to_polars(node, columns, ctx, cache).alias(n) for n, node in batch.temporaries]
         exprs += [
-            _to_polars(node, columns, ctx, cache).alias(f"__out_{j}") for j, node in batch.outputs
+            _to_polars(node, columns, ctx, cache).cast(dtype).alias(f"__out_{j}")
+            for j, node in batch.outputs
         ]
         work = work.with_columns(exprs).drop(batch.drops)
         columns.update({id(node): name for name, node in batch.temporaries})

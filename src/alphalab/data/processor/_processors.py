@@ -66,23 +66,8 @@ def _require_fitted(proc: Processor, attr: str) -> Any:
     return value
 
 
-class DropnaLabel(Processor):
-    """Drop rows whose label is missing; learning data only (never at inference)."""
-
-    for_infer = False
-
-    def __init__(self, *, fields_group: str = "label") -> None:
-        self.fields_group = fields_group
-
-    def transform(self, frame: pl.DataFrame) -> pl.DataFrame:
-        cols = group_columns(frame, self.fields_group)
-        if not cols:
-            return frame
-        return frame.filter(pl.all_horizontal([pl.col(c).is_not_null() for c in cols]))
-
-
 class DropnaFeature(Processor):
-    """Drop rows with any missing feature."""
+    """Drop rows with any missing value in ``fields_group`` (default: the features)."""
 
     def __init__(self, *, fields_group: str = "feature") -> None:
         self.fields_group = fields_group
@@ -92,6 +77,15 @@ class DropnaFeature(Processor):
         if not cols:
             return frame
         return frame.filter(pl.all_horizontal([pl.col(c).is_not_null() for c in cols]))
+
+
+class DropnaLabel(DropnaFeature):
+    """Drop rows whose label is missing; learning data only (never at inference)."""
+
+    for_infer = False
+
+    def __init__(self, *, fields_group: str = "label") -> None:
+        super().__init__(fields_group=fields_group)
 
 
 class Fillna(Processor):

@@ -58,8 +58,42 @@ def _sequence_samples(sampler: TSDataSampler, with_label: bool) -> Samples:
 class _TorchModel(Model):
     """Shared fit/predict of the PyTorch models; subclasses build the network."""
 
+    # Parameters every PyTorch model takes (set by the subclasses' constructors).
+    batch_size: int
+    lr: float
+    optimizer: str
+    loss: str
+    metric: str
+    weight_decay: float
+    GPU: int | str | None
+    device: str | None
+    amp: bool
+    seed: int | None
+    n_jobs: int | None
+
     def _loop_config(self) -> LoopConfig:
         raise NotImplementedError
+
+    def _config(
+        self, *, n_rounds: int, early_stop: int, round_batches: int | None, scheduler: str | None
+    ) -> LoopConfig:
+        """The loop settings from the parameters every PyTorch model shares."""
+        check_loss_metric(self.loss, self.metric)
+        return LoopConfig(
+            n_rounds=n_rounds,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            optimizer=self.optimizer,
+            loss=self.loss,
+            metric=self.metric,
+            early_stop=early_stop,
+            weight_decay=self.weight_decay,
+            round_batches=round_batches,
+            scheduler=scheduler,
+            device=resolve_device(self.GPU, self.device),
+            amp=self.amp,
+            seed=self.seed,
+        )
 
     def _build(self, n_features: int) -> nn.Module:
         raise NotImplementedError
@@ -104,7 +138,7 @@ class _TorchModel(Model):
         if cfg.seed is not None:
             torch.manual_seed(cfg.seed)
         net = self._build(n_features)
-        threads = getattr(self, "n_jobs", None)
+        threads = self.n_jobs
         previous_threads = torch.get_num_threads()
         if threads:
             torch.set_num_threads(int(threads))
@@ -193,23 +227,13 @@ class MLPModel(_TorchModel):
         self.n_jobs = n_jobs
 
     def _loop_config(self) -> LoopConfig:
-        check_loss_metric(self.loss, self.metric)
         if self.scheduler not in (None, "default"):
             raise ConfigError(f"scheduler must be 'default' or null; got {self.scheduler!r}")
-        return LoopConfig(
+        return self._config(
             n_rounds=max(1, -(-self.max_steps // self.eval_steps)),
-            batch_size=self.batch_size,
-            lr=self.lr,
-            optimizer=self.optimizer,
-            loss=self.loss,
-            metric=self.metric,
             early_stop=self.early_stop_rounds,
-            weight_decay=self.weight_decay,
             round_batches=self.eval_steps,
             scheduler=self.scheduler,
-            device=resolve_device(self.GPU, self.device),
-            amp=self.amp,
-            seed=self.seed,
         )
 
     def _build(self, n_features: int) -> nn.Module:
@@ -270,21 +294,8 @@ class _RecurrentModel(_TorchModel):
         self.n_jobs = n_jobs
 
     def _loop_config(self) -> LoopConfig:
-        check_loss_metric(self.loss, self.metric)
-        return LoopConfig(
-            n_rounds=self.n_epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            optimizer=self.optimizer,
-            loss=self.loss,
-            metric=self.metric,
-            early_stop=self.early_stop,
-            weight_decay=self.weight_decay,
-            round_batches=None,
-            scheduler=None,
-            device=resolve_device(self.GPU, self.device),
-            amp=self.amp,
-            seed=self.seed,
+        return self._config(
+            n_rounds=self.n_epochs, early_stop=self.early_stop, round_batches=None, scheduler=None
         )
 
     def _to_input(self, n_features: int) -> InputFn:

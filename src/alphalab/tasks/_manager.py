@@ -6,6 +6,7 @@ import contextlib
 import inspect
 import os
 import socket
+import sys
 import threading
 import time
 import traceback as tb
@@ -24,11 +25,18 @@ from alphalab.tasks.store import (
     TaskStore,
     get_task_store,
 )
-from alphalab.tracking import Recorder
 
 logger = get_logger(__name__)
 
 Query = Mapping[str, Any] | None
+
+
+def result_value(res: Any) -> Any:
+    """What the pool stores for a task function's return value: a Recorder becomes its run id."""
+    tracking = sys.modules.get("alphalab.tracking")  # not imported: res cannot be a Recorder
+    if tracking is not None and isinstance(res, tracking.Recorder):
+        return res.id
+    return res
 
 
 def new_worker_id() -> str:
@@ -258,8 +266,7 @@ class TaskManager:
             TaskError: when the task is no longer held by this manager's worker (its lease
                 expired and it was claimed again).
         """
-        if isinstance(res, Recorder):
-            res = res.id
+        res = result_value(res)
         owner = task.worker_id if task.worker_id == self.worker_id else None
         if not self.store.complete(task.id, res, worker_id=owner, status=TaskStatus.parse(status)):
             current = self.store.get(task.id)
@@ -401,7 +408,9 @@ def run_task(
         before_status: Claim tasks in this status.
         after_status: Commit finished tasks with this status.
         max_tasks: Stop after this many tasks (None: until the pool is empty).
-        wait: Keep polling for new tasks instead of returning when the pool is empty.
+        wait: Keep polling for new tasks forever. Without it the loop ends once no matching
+            task is waiting or running (running ones are waited for: a dead worker's task
+            comes back when its lease expires).
         with_record: Pass the :class:`TaskRecord` instead of the task definition.
         stop: An event that ends the loop between tasks.
         uri: Task store URI (default: the ``task_uri`` setting).
@@ -429,7 +438,7 @@ def run_task(
         try:
             with tm.safe_fetch_task(query, status=before) as task:
                 if task is None:
-                    if not wait:
+                    if not wait and not _others_running(tm, query):
                         break
                     time.sleep(poll_interval)
                     continue
@@ -448,6 +457,11 @@ def run_task(
     return ran
 
 
+def _others_running(tm: TaskManager, query: Query) -> bool:
+    """Whether matching tasks are still running elsewhere (they may come back on failure)."""
+    return tm.task_stat(query).get(TaskStatus.RUNNING.value, 0) > 0
+
+
 def _run_in_subprocess(
     task_func: Callable[..., Any], task: TaskRecord, with_record: bool, kwargs: Any
 ) -> Any:
@@ -463,8 +477,7 @@ def _run_in_subprocess(
 def _call_for_result(
     task_func: Callable[..., Any], task: TaskRecord, with_record: bool, kwargs: Any
 ) -> Any:
-    result = _call(task_func, task, with_record, kwargs)
-    return result.id if isinstance(result, Recorder) else result
+    return result_value(_call(task_func, task, with_record, kwargs))
 
 
 def pending_ids(tm: TaskManager, ids: Iterable[int]) -> list[int]:

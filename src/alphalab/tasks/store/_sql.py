@@ -353,7 +353,8 @@ class SqlTaskStore(TaskStore):
                         _tasks.c.pool == pool, _tasks.c.task_hash.in_(chunk)
                     )
                 )
-                existing.update(dict(rows.tuples().all()))
+                for digest, task_id in rows:
+                    existing[digest] = task_id
             out: list[InsertResult] = []
             now = time.time()
             for task, digest in zip(normalized, hashes, strict=True):

@@ -1,6 +1,12 @@
-"""Task pools, workers, trainers, rolling task generation, collectors and ensembles."""
+"""Task pools, workers, trainers, rolling task generation, collectors and ensembles.
 
-from alphalab.tasks._manager import Heartbeat, TaskManager, new_worker_id, run_task
+The pool side (stores, :class:`TaskManager`, workers) imports lightly, so worker processes
+start fast; trainers, generators and collectors load the training stack on first use.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from alphalab.tasks._manager import Heartbeat, TaskManager, new_worker_id, result_value, run_task
 from alphalab.tasks._worker import (
     DEFAULT_TASK_FUNC,
     WorkerOptions,
@@ -20,9 +26,48 @@ from alphalab.tasks.store import (
     task_hash,
 )
 
+if TYPE_CHECKING:
+    from alphalab.tasks._trainer import (
+        DelayTrainerR,
+        DelayTrainerRM,
+        Trainer,
+        TrainerR,
+        TrainerRM,
+        begin_task_train,
+        end_task_train,
+    )
+
+#: Public names defined in modules that import the training stack, loaded on first access.
+_LAZY = {
+    "alphalab.tasks._trainer": (
+        "DelayTrainerR",
+        "DelayTrainerRM",
+        "Trainer",
+        "TrainerR",
+        "TrainerRM",
+        "begin_task_train",
+        "end_task_train",
+    ),
+}
+_LAZY_NAMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'alphalab.tasks' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "DEFAULT_TASK_FUNC",
     "TRANSITIONS",
+    "DelayTrainerR",
+    "DelayTrainerRM",
     "Heartbeat",
     "SqlTaskStore",
     "TaskFilter",
@@ -30,11 +75,17 @@ __all__ = [
     "TaskRecord",
     "TaskStatus",
     "TaskStore",
+    "Trainer",
+    "TrainerR",
+    "TrainerRM",
     "WorkerOptions",
+    "begin_task_train",
     "canonical_json",
+    "end_task_train",
     "get_task_store",
     "new_worker_id",
     "resolve_task_func",
+    "result_value",
     "run_task",
     "task_hash",
     "train_task",

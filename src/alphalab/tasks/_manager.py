@@ -317,8 +317,12 @@ class TaskManager:
         poll_interval: float = 1.0,
         timeout: float | None = None,
         progress: bool = True,
+        pending: Iterable[TaskStatus | str] = (TaskStatus.WAITING, TaskStatus.RUNNING),
     ) -> dict[str, int]:
         """Block until no matching task is waiting or running; return the final counts.
+
+        ``pending`` names the statuses that count as unfinished (e.g. ``part_done`` and
+        ``running`` while a second phase runs).
 
         Polls one ``GROUP BY`` count per ``poll_interval`` seconds (cheap at any pool size) and
         shows a Rich progress bar of finished tasks.
@@ -327,12 +331,12 @@ class TaskManager:
             TaskError: when ``timeout`` seconds pass first.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        pending = (TaskStatus.WAITING.value, TaskStatus.RUNNING.value)
+        busy_statuses = [TaskStatus.parse(s).value for s in pending]
         stat = self.task_stat(query)
         with _progress(progress, f"pool {self.task_pool}") as bar:
             while True:
                 total = sum(stat.values())
-                busy = sum(stat.get(s, 0) for s in pending)
+                busy = sum(stat.get(s, 0) for s in busy_statuses)
                 bar(total - busy, total)
                 if busy == 0:
                     return stat

@@ -340,3 +340,59 @@ def spin_task(task: dict[str, Any], **_: Any) -> float:
         for i in range(1000):
             x += i * 0.5
     return x
+
+
+def tiny_task(
+    train: tuple[str, str] = ("2019-03-01", "2019-12-31"),
+    valid: tuple[str, str] = ("2020-01-01", "2020-03-31"),
+    test: tuple[str, str | None] = ("2020-04-01", "2020-06-30"),
+    *,
+    seed: int = 0,
+    records: bool = True,
+) -> dict[str, Any]:
+    """A task dict that trains in about a second on the small simulated market.
+
+    Three cheap features, a 2-day forward return label, LightGBM with 10 rounds; records
+    ``SignalRecord`` (pred.pkl/label.pkl) when ``records``.
+    """
+    fields = ["$close/Ref($close,1)-1", "Mean($close,5)/$close", "Std($close,10)/$close"]
+    handler = {
+        "class": "DataHandlerLP",
+        "module_path": "alphalab.data",
+        "kwargs": {
+            "instruments": "csi300",
+            "start_time": train[0],
+            "end_time": test[1],
+            "fit_start_time": train[0],
+            "fit_end_time": train[1],
+            "data_loader": {
+                "class": "QlibDataLoader",
+                "module_path": "alphalab.data",
+                "kwargs": {
+                    "config": {
+                        "feature": [fields, ["RET1", "MA5", "STD10"]],
+                        "label": [["Ref($close,-2)/Ref($close,-1)-1"], ["LABEL0"]],
+                    }
+                },
+            },
+            "learn_processors": [{"class": "DropnaLabel", "module_path": "alphalab.data"}],
+        },
+    }
+    task: dict[str, Any] = {
+        "model": {
+            "class": "LGBModel",
+            "module_path": "alphalab.model",
+            "kwargs": {"num_boost_round": 10, "num_leaves": 8, "num_threads": 1, "seed": seed},
+        },
+        "dataset": {
+            "class": "DatasetH",
+            "module_path": "alphalab.data",
+            "kwargs": {
+                "handler": handler,
+                "segments": {"train": list(train), "valid": list(valid), "test": list(test)},
+            },
+        },
+    }
+    if records:
+        task["record"] = [{"class": "SignalRecord", "module_path": "alphalab.workflow"}]
+    return task

@@ -27,6 +27,15 @@ from alphalab.tasks.store import (
 )
 
 if TYPE_CHECKING:
+    from alphalab.tasks._gen import (
+        MultiHorizonGenBase,
+        RollingGen,
+        TaskGen,
+        TradingCalendar,
+        handler_mod,
+        task_generator,
+        trunc_segments,
+    )
     from alphalab.tasks._trainer import (
         DelayTrainerR,
         DelayTrainerRM,
@@ -39,6 +48,15 @@ if TYPE_CHECKING:
 
 #: Public names defined in modules that import the training stack, loaded on first access.
 _LAZY = {
+    "alphalab.tasks._gen": (
+        "MultiHorizonGenBase",
+        "RollingGen",
+        "TaskGen",
+        "TradingCalendar",
+        "handler_mod",
+        "task_generator",
+        "trunc_segments",
+    ),
     "alphalab.tasks._trainer": (
         "DelayTrainerR",
         "DelayTrainerRM",
@@ -69,12 +87,16 @@ __all__ = [
     "DelayTrainerR",
     "DelayTrainerRM",
     "Heartbeat",
+    "MultiHorizonGenBase",
+    "RollingGen",
     "SqlTaskStore",
     "TaskFilter",
+    "TaskGen",
     "TaskManager",
     "TaskRecord",
     "TaskStatus",
     "TaskStore",
+    "TradingCalendar",
     "Trainer",
     "TrainerR",
     "TrainerRM",
@@ -83,11 +105,14 @@ __all__ = [
     "canonical_json",
     "end_task_train",
     "get_task_store",
+    "handler_mod",
     "new_worker_id",
     "resolve_task_func",
     "result_value",
     "run_task",
+    "task_generator",
     "task_hash",
     "train_task",
+    "trunc_segments",
     "work",
 ]

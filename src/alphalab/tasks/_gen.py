@@ -44,7 +44,7 @@ class TradingCalendar:
         self.days = values.values.astype("datetime64[ns]")
 
     @classmethod
-    def of(cls, calendar: Iterable[Any] | None) -> TradingCalendar:
+    def of(cls, calendar: Iterable[Any] | TradingCalendar | None) -> TradingCalendar:
         """The given calendar, or the calendar of the configured market store."""
         if isinstance(calendar, TradingCalendar):
             return calendar

@@ -27,6 +27,17 @@ from alphalab.tasks.store import (
 )
 
 if TYPE_CHECKING:
+    from alphalab.tasks._collect import (
+        AverageEnsemble,
+        Collector,
+        Ensemble,
+        Group,
+        RecorderCollector,
+        RollingEnsemble,
+        RollingGroup,
+        SingleKeyEnsemble,
+        default_rec_key,
+    )
     from alphalab.tasks._gen import (
         MultiHorizonGenBase,
         RollingGen,
@@ -48,6 +59,17 @@ if TYPE_CHECKING:
 
 #: Public names defined in modules that import the training stack, loaded on first access.
 _LAZY = {
+    "alphalab.tasks._collect": (
+        "AverageEnsemble",
+        "Collector",
+        "Ensemble",
+        "Group",
+        "RecorderCollector",
+        "RollingEnsemble",
+        "RollingGroup",
+        "SingleKeyEnsemble",
+        "default_rec_key",
+    ),
     "alphalab.tasks._gen": (
         "MultiHorizonGenBase",
         "RollingGen",
@@ -84,11 +106,19 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_TASK_FUNC",
     "TRANSITIONS",
+    "AverageEnsemble",
+    "Collector",
     "DelayTrainerR",
     "DelayTrainerRM",
+    "Ensemble",
+    "Group",
     "Heartbeat",
     "MultiHorizonGenBase",
+    "RecorderCollector",
+    "RollingEnsemble",
     "RollingGen",
+    "RollingGroup",
+    "SingleKeyEnsemble",
     "SqlTaskStore",
     "TaskFilter",
     "TaskGen",
@@ -103,6 +133,7 @@ __all__ = [
     "WorkerOptions",
     "begin_task_train",
     "canonical_json",
+    "default_rec_key",
     "end_task_train",
     "get_task_store",
     "handler_mod",

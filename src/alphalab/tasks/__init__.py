@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         task_generator,
         trunc_segments,
     )
+    from alphalab.tasks._rolling import RollingOptions, RollingSummary, run_rolling
     from alphalab.tasks._trainer import (
         DelayTrainerR,
         DelayTrainerRM,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 #: Public names defined in modules that import the training stack, loaded on first access.
 _LAZY = {
+    "alphalab.tasks._rolling": ("RollingOptions", "RollingSummary", "run_rolling"),
     "alphalab.tasks._collect": (
         "AverageEnsemble",
         "Collector",
@@ -118,6 +120,8 @@ __all__ = [
     "RollingEnsemble",
     "RollingGen",
     "RollingGroup",
+    "RollingOptions",
+    "RollingSummary",
     "SingleKeyEnsemble",
     "SqlTaskStore",
     "TaskFilter",
@@ -140,6 +144,7 @@ __all__ = [
     "new_worker_id",
     "resolve_task_func",
     "result_value",
+    "run_rolling",
     "run_task",
     "task_generator",
     "task_hash",

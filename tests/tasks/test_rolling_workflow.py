@@ -102,6 +102,6 @@ def test_rolling_in_process_reuses_finished_windows(
 def test_rolling_section_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"Unknown key\(s\) \['stride'\] in the 'rolling'"):
         RollingOptions.from_section({"stride": 3}, {})
-    with pytest.raises(ConfigError, match="rolling.workers must be an integer >= 0"):
+    with pytest.raises(ConfigError, match=r"rolling\.workers must be an integer >= 0"):
         RollingOptions.from_section({"workers": -1}, {})
     assert RollingOptions.from_section({"step": 5}, {"step": 7, "pool": None}).step == 7

@@ -10,6 +10,7 @@ machines of one pool should keep their clocks in sync (NTP) to within a fraction
 from __future__ import annotations
 
 import datetime as dt
+import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,8 @@ TASKS_TABLE = "alphalab_tasks"
 META_TABLE = "alphalab_task_meta"
 #: Lease checks run at most this often per store object (claims and stats trigger them).
 _EXPIRY_INTERVAL = 0.5
+#: How long a SQLite writer waits for the write lock before giving up.
+_LOCK_WAIT_SECONDS = 60.0
 
 _metadata = sa.MetaData()
 _tasks = sa.Table(
@@ -165,14 +168,14 @@ class SqlTaskStore(TaskStore):
                 "postgresql://user@host:5432/db"
             )
         try:
-            return sa.create_engine(sqlalchemy_url(uri), pool_pre_ping=True, pool_size=2)
+            return sa.create_engine(sqlalchemy_url(uri), pool_size=2, pool_recycle=1800)
         except (SQLAlchemyError, ImportError) as e:
             raise StoreError(f"Cannot open the task store {uri!r}: {e}") from e
 
     @staticmethod
     def _sqlite_engine(uri: str) -> Engine:
         path = sqlite_path(uri)
-        kwargs: dict[str, Any] = {"connect_args": {"timeout": 60, "check_same_thread": False}}
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": 0.005, "check_same_thread": False}}
         if path is None:  # in memory: one shared connection (single process only)
             kwargs["poolclass"] = sa.pool.StaticPool
         else:
@@ -187,7 +190,7 @@ class SqlTaskStore(TaskStore):
             if path is not None:
                 cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute("PRAGMA busy_timeout=5")  # then short retries in _write
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -201,29 +204,45 @@ class SqlTaskStore(TaskStore):
         """Run ``fn`` in a writing transaction, retrying lock timeouts and deadlocks."""
         engine = self._engine.execution_options(alphalab_write=True)
         delay = 0.05
-        for attempt in range(8):
+        attempt = 0
+        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        while True:
             try:
                 with engine.begin() as conn:
                     return fn(conn)
             except OperationalError as e:
                 text = str(e).lower()
-                transient = "locked" in text or "deadlock" in text or "could not serialize" in text
-                if not transient or attempt == 7:
+                if "locked" in text and time.monotonic() < deadline:
+                    # SQLite: another process holds the write lock. Short random sleeps beat
+                    # SQLite's own busy handler, whose back-off grows to 100 ms a wait.
+                    time.sleep(random.uniform(0.0005, 0.004))
+                    continue
+                transient = (
+                    e.connection_invalidated or "deadlock" in text or "could not serialize" in text
+                )
+                attempt += 1
+                if not transient or attempt >= 5:
                     raise StoreError(f"Task store {self._uri} write failed: {e}") from e
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except SQLAlchemyError as e:
                 raise StoreError(f"Task store {self._uri} write failed: {e}") from e
-        raise StoreError(f"Task store {self._uri}: write retries exhausted")  # pragma: no cover
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
-        try:
-            with self._engine.connect() as conn:
-                result = fn(conn)
-                conn.rollback()
-                return result
-        except SQLAlchemyError as e:
-            raise StoreError(f"Task store {self._uri} read failed: {e}") from e
+        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        while True:
+            try:
+                with self._engine.connect() as conn:
+                    result = fn(conn)
+                    conn.rollback()
+                    return result
+            except OperationalError as e:
+                if "locked" in str(e).lower() and time.monotonic() < deadline:
+                    time.sleep(random.uniform(0.0005, 0.004))
+                    continue
+                raise StoreError(f"Task store {self._uri} read failed: {e}") from e
+            except SQLAlchemyError as e:
+                raise StoreError(f"Task store {self._uri} read failed: {e}") from e
 
     def _ensure_schema(self) -> None:
         def create(conn: Connection) -> None:
@@ -409,13 +428,12 @@ class SqlTaskStore(TaskStore):
             )
             if self._postgres:
                 query = query.with_for_update(skip_locked=True)
-            task_id = conn.execute(query).scalar()
-            if task_id is None:
-                return None
             now = time.time()
+            # One statement: pick the next task and take it (the queue pattern of PostgreSQL;
+            # on SQLite the IMMEDIATE transaction already excludes other writers).
             row = conn.execute(
                 sa.update(_tasks)
-                .where(_tasks.c.id == task_id)
+                .where(_tasks.c.id == query.scalar_subquery(), _tasks.c.status == status.value)
                 .values(
                     status=TaskStatus.RUNNING.value,
                     claimed_from=status.value,
@@ -426,7 +444,9 @@ class SqlTaskStore(TaskStore):
                     updated_at=now,
                 )
                 .returning(*_tasks.c)
-            ).one()
+            ).first()
+            if row is None:
+                return None
             return _record(row)
 
         return self._write(run)

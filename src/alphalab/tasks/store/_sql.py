@@ -131,6 +131,14 @@ def _conditions(pool: str, where: TaskFilter | None) -> list[Any]:
     return conds
 
 
+def _asynchronous_commit(dbapi_connection: Any, _record: Any) -> None:
+    """Connection hook: do not wait for the WAL flush on this (claims-only) connection."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    dbapi_connection.execute("SET synchronous_commit = off")
+    dbapi_connection.autocommit = autocommit
+
+
 def _check_result(result: Any) -> Any:
     try:
         return normalize_task({"result": result})["result"]
@@ -153,6 +161,13 @@ class SqlTaskStore(TaskStore):
         self._uri = uri
         self._postgres = is_postgres_uri(uri)
         self._engine = self._create_engine(uri)
+        self._auto_engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._fast_engine = self._auto_engine
+        if self._postgres:
+            self._fast_engine = self._create_engine(uri).execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
+            event.listen(self._fast_engine.engine, "connect", _asynchronous_commit)
         self._last_expiry: dict[str, float] = {}
         self._lock = threading.Lock()
         self._ensure_schema()
@@ -200,15 +215,30 @@ class SqlTaskStore(TaskStore):
 
         return engine
 
-    def _write(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` in a writing transaction, retrying lock timeouts and deadlocks."""
-        engine = self._engine.execution_options(alphalab_write=True)
+    def _write(self, fn: Callable[[Connection], T], *, single: str | None = None) -> T:
+        """Run ``fn`` in a writing transaction, retrying lock timeouts and deadlocks.
+
+        ``single`` marks ``fn`` as one self-contained statement: on PostgreSQL it then runs in
+        autocommit mode (one round trip instead of BEGIN/statement/COMMIT); ``"fast"`` also
+        skips waiting for the WAL flush (claims and lease renewals: losing one takes a server
+        crash and only makes the task claimable again, which the ownership check on commit
+        handles), ``"durable"`` keeps it (results).
+        """
+        if self._postgres and single is not None:
+            engine = self._fast_engine if single == "fast" else self._auto_engine
+            with_transaction = False
+        else:
+            engine = self._engine.execution_options(alphalab_write=True)
+            with_transaction = True
         delay = 0.05
         attempt = 0
         deadline = time.monotonic() + _LOCK_WAIT_SECONDS
         while True:
             try:
-                with engine.begin() as conn:
+                if with_transaction:
+                    with engine.begin() as conn:
+                        return fn(conn)
+                with engine.connect() as conn:
                     return fn(conn)
             except OperationalError as e:
                 text = str(e).lower()
@@ -276,6 +306,7 @@ class SqlTaskStore(TaskStore):
 
     def close(self) -> None:
         self._engine.dispose()
+        self._fast_engine.engine.dispose()
 
     # ----- lease expiry -----------------------------------------------------------------------
 
@@ -449,7 +480,7 @@ class SqlTaskStore(TaskStore):
                 return None
             return _record(row)
 
-        return self._write(run)
+        return self._write(run, single="fast")
 
     def heartbeat(self, task_id: int, worker_id: str, lease_seconds: float) -> bool:
         def run(conn: Connection) -> bool:
@@ -465,7 +496,7 @@ class SqlTaskStore(TaskStore):
             ).rowcount
             return bool(count)
 
-        return self._write(run)
+        return self._write(run, single="fast")
 
     def _owned(self, task_id: int, worker_id: str | None) -> list[Any]:
         conds = [_tasks.c.id == task_id, _tasks.c.status == TaskStatus.RUNNING.value]
@@ -503,7 +534,7 @@ class SqlTaskStore(TaskStore):
             ).rowcount
             return bool(count)
 
-        return self._write(run)
+        return self._write(run, single="durable")
 
     def fail(
         self,

@@ -19,7 +19,9 @@ from alphalab.tracking import R
 runner = CliRunner()
 
 
-def _workflow(tmp_path: Path, store_uri: str, rolling: dict[str, Any]) -> Path:
+def _workflow(
+    tmp_path: Path, store_uri: str, rolling: dict[str, Any], backtest: bool = True
+) -> Path:
     task = tiny_task(
         train=("2019-03-01", "2019-12-31"),
         valid=("2020-01-02", "2020-03-31"),
@@ -48,6 +50,8 @@ def _workflow(tmp_path: Path, store_uri: str, rolling: dict[str, Any]) -> Path:
             },
         },
     ]
+    if not backtest:
+        task["record"] = task["record"][:2]
     config = {
         "qlib_init": {"provider_uri": store_uri, "region": "cn"},
         "experiment_name": "rolling_e2e",
@@ -63,16 +67,16 @@ def _workflow(tmp_path: Path, store_uri: str, rolling: dict[str, Any]) -> Path:
 def test_rolling_cli_with_two_workers(
     tracking_uri: str, small_market_store: Any, tmp_path: Path
 ) -> None:
-    path = _workflow(tmp_path, small_market_store.uri, {"step": 20, "workers": 2})
+    path = _workflow(tmp_path, small_market_store.uri, {"step": 32, "workers": 2})
     result = runner.invoke(app, ["rolling", str(path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "windows" in result.output and "IC" in result.output
     tm = TaskManager("rolling-rolling_e2e")
-    assert tm.task_stat() == {"done": 4}  # 63 trading days in blocks of 20
-    assert len({t.result for t in tm.query()}) == 4  # one run per window
+    assert tm.task_stat() == {"done": 2}  # 63 trading days in blocks of 32
+    assert len({t.result for t in tm.query()}) == 2  # one run per window
     exp = R.get_exp(experiment_name="rolling_e2e")
     runs = exp.list_recorders("list")
-    assert len(runs) == 5  # four windows and the merged run
+    assert len(runs) == 3  # two windows and the merged run
     (merged,) = [r for r in runs if r.name == "rolling-rolling"]
     pred = merged.load_object("pred.pkl")
     dates = pred.index.get_level_values("datetime")
@@ -91,7 +95,8 @@ def test_rolling_cli_with_two_workers(
 def test_rolling_in_process_reuses_finished_windows(
     tracking_uri: str, small_market_store: Any, tmp_path: Path
 ) -> None:
-    path = _workflow(tmp_path, small_market_store.uri, {"step": 40, "rtype": "sliding"})
+    rolling = {"step": 40, "rtype": "sliding"}
+    path = _workflow(tmp_path, small_market_store.uri, rolling, backtest=False)
     first = run_rolling(path, progress=False)
     assert first.test_windows == (("2020-04-01", "2020-05-28"), ("2020-05-29", "2020-06-30"))
     again = run_rolling(path, progress=False)

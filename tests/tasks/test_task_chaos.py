@@ -16,7 +16,7 @@ import pytest
 
 from alphalab.tasks import SqlTaskStore, TaskManager, TaskStatus
 
-N_TASKS = 14
+N_TASKS = 12
 FAILING = ("bad-0", "bad-1")
 
 
@@ -40,15 +40,10 @@ work(WorkerOptions(pool="chaos", uri=sys.argv[1], task_func="alphalab.testing._t
 """
 
 
-def _start_worker(uri: str, markers: Path, log: Path, cli: bool = False) -> subprocess.Popen[bytes]:
-    """A worker process: a light Python entry, or the ``alphalab worker`` command."""
+def _start_worker(uri: str, markers: Path, log: Path) -> subprocess.Popen[bytes]:
+    """A worker process running the same loop as ``alphalab worker`` (lighter to start)."""
     env = {**os.environ, "ALPHALAB_TEST_MARKER_DIR": str(markers)}
-    if cli:
-        exe = str(Path(sys.executable).with_name("alphalab"))
-        args = [exe, "worker", "--pool", "chaos", "--uri", uri, "--lease", "1.0", "--poll", "0.2"]
-        args += ["--func", "alphalab.testing._tasks:marker_task"]
-    else:
-        args = [sys.executable, "-c", WORKER_CODE, uri]
+    args = [sys.executable, "-c", WORKER_CODE, uri]
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=log.open("ab"))
 
 
@@ -70,7 +65,7 @@ def run_chaos(uri: str, tmp_path: Path) -> None:
     markers.mkdir()
     log = tmp_path / "workers.log"
     tm = TaskManager("chaos", store=SqlTaskStore(uri), max_attempts=3)
-    tasks = [{"key": f"ok-{i}", "sleep": 0.4} for i in range(N_TASKS)]
+    tasks = [{"key": f"ok-{i}", "sleep": 0.3} for i in range(N_TASKS)]
     tasks += [{"key": key, "sleep": 0.05, "fail": True} for key in FAILING]
     tm.create_task(tasks)
 
@@ -79,7 +74,7 @@ def run_chaos(uri: str, tmp_path: Path) -> None:
     for victim in victims:
         _wait_for_mid_task(victim, markers, timeout=60)
         victim.send_signal(signal.SIGKILL)
-    workers += [_start_worker(uri, markers, log), _start_worker(uri, markers, log, cli=True)]
+    workers += [_start_worker(uri, markers, log), _start_worker(uri, markers, log)]
     for proc in workers:
         try:
             proc.wait(timeout=90)

@@ -103,6 +103,9 @@ def test_failed_pool_tasks_are_left_out(tracking_uri: str, small_market: object)
 
 
 @pytest.mark.slow
-def test_trainer_r_in_a_subprocess(tracking_uri: str, small_market: object) -> None:
-    (rec,) = TrainerR(experiment_name="sub", call_in_subproc=True).train(TASKS[:1])
-    assert rec.status is RecorderStatus.FINISHED and "pred.pkl" in rec.list_artifacts()
+def test_trainer_in_a_subprocess(tracking_uri: str, small_market: object) -> None:
+    trainer = DelayTrainerR(experiment_name="sub", call_in_subproc=True)
+    (rec,) = trainer.train(TASKS[:1])  # recorded in a fresh process
+    assert rec.status is RecorderStatus.FINISHED
+    assert rec.list_tags()["train_status"] == "begin_task_train"
+    assert rec.load_object("task")["model"]["kwargs"]["seed"] == 0

@@ -65,3 +65,25 @@ def test_worker_errors_are_actionable(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "has no function 'nope'" in result.output
     missing = runner.invoke(app, ["tasks", "show", "12345", "--uri", uri])
     assert missing.exit_code == 1 and "No task with id 12345" in missing.output
+
+
+def test_worker_concurrency_spawns_processes(tmp_path: Path) -> None:
+    uri = f"sqlite:///{tmp_path / 'tasks.db'}"
+    tm = TaskManager("conc", uri)
+    tm.create_task([{"x": i} for i in range(6)])
+    args = ["worker", "--pool", "conc", "--uri", uri, "-c", "2", "--poll", "0.05"]
+    result = runner.invoke(app, [*args, "--func", "alphalab.testing._tasks:square_task"])
+    assert result.exit_code == 0, result.output
+    assert "6 task(s) run" in result.output
+    done = list(tm.query())
+    assert sorted(t.result for t in done) == [0, 1, 4, 9, 16, 25]
+    assert all(t.attempts == 1 for t in done)
+
+
+def test_qlib_module_paths_resolve_to_alphalab_tasks() -> None:
+    from alphalab.config import resolve_class
+    from alphalab.tasks import RollingGen, TaskManager, TrainerRM
+
+    assert resolve_class("RollingGen", "qlib.workflow.task.gen") is RollingGen
+    assert resolve_class("TaskManager", "qlib.workflow.task.manage") is TaskManager
+    assert resolve_class("TrainerRM", "qlib.model.trainer") is TrainerRM

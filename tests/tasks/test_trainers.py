@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import pytest
-
 from alphalab.tasks import (
     DelayTrainerR,
     DelayTrainerRM,
@@ -100,12 +98,3 @@ def test_failed_pool_tasks_are_left_out(tracking_uri: str, small_market: object)
     assert len(recorders) == 1
     (failed,) = TaskManager("rm-bad").query({"status": "failed"})
     assert "NoSuchModel" in (failed.error or "") and failed.attempts == 3
-
-
-@pytest.mark.slow
-def test_trainer_in_a_subprocess(tracking_uri: str, small_market: object) -> None:
-    trainer = DelayTrainerR(experiment_name="sub", call_in_subproc=True)
-    (rec,) = trainer.train(TASKS[:1])  # recorded in a fresh process
-    assert rec.status is RecorderStatus.FINISHED
-    assert rec.list_tags()["train_status"] == "begin_task_train"
-    assert rec.load_object("task")["model"]["kwargs"]["seed"] == 0

@@ -24,6 +24,7 @@ from alphalab.tasks.store import (
     TaskStatus,
     TaskStore,
     get_task_store,
+    task_hash,
 )
 
 logger = get_logger(__name__)
@@ -149,8 +150,6 @@ class TaskManager:
         tasks = list(task_def_l)
         if dry_run:
             existing = {r.task_hash: r.id for r in self.store.find(self.task_pool)}
-            from alphalab.tasks.store import task_hash
-
             ids = [existing.get(task_hash(t), -1) for t in tasks]
             if print_nt:
                 for task, task_id in zip(tasks, ids, strict=True):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from alphalab.logging import get_logger
 from alphalab.tasks._collect import RecorderCollector, RollingGroup, SingleKeyEnsemble
 from alphalab.tasks._collect import default_rec_key as _window_key
 from alphalab.tasks._gen import RollingGen
-from alphalab.tasks._manager import TaskManager
+from alphalab.tasks._manager import TaskManager, _progress
 from alphalab.tasks._trainer import TrainerRM
 from alphalab.tracking import R, Recorder
 from alphalab.workflow import build_record, prepare_workflow
@@ -119,6 +120,20 @@ def start_workers(
     return [subprocess.Popen([*args], env=dict(env)) for _ in range(n)]
 
 
+def _supervise(tm: TaskManager, procs: list[subprocess.Popen[bytes]], progress: bool) -> None:
+    """Wait while worker processes are alive and the pool has work left."""
+    if not procs:
+        return
+    with _progress(progress, f"pool {tm.task_pool}") as bar:
+        while any(p.poll() is None for p in procs):
+            stat = tm.task_stat()
+            busy = stat.get("waiting", 0) + stat.get("running", 0)
+            bar(sum(stat.values()) - busy, sum(stat.values()))
+            if busy == 0:
+                return
+            time.sleep(0.5)
+
+
 def run_rolling(
     path: str | Path,
     *,
@@ -167,13 +182,9 @@ def run_rolling(
         env = worker_environment(prepared.settings, R.get_uri())
         procs = start_workers(options.workers, pool_name, tm.store.uri, name, env)
     try:
-        trainer = TrainerRM(
-            name,
-            pool_name,
-            skip_run_task=bool(options.workers),
-            uri=tm.store.uri,
-            progress=progress,
-        )
+        _supervise(tm, procs, progress)
+        # Trains here whatever the workers left (none unless a worker died), then collects.
+        trainer = TrainerRM(name, pool_name, uri=tm.store.uri, progress=progress)
         recorders = trainer.end_train(trainer.train(tasks))
     finally:
         for proc in procs:
@@ -181,6 +192,10 @@ def run_rolling(
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.terminate()
+                proc.wait(timeout=10)
+        failed_workers = [p.returncode for p in procs if p.returncode]
+        if failed_workers:
+            logger.warning("Worker processes exited with codes %s", failed_workers)
     if len(recorders) < len(tasks):
         raise TaskError(
             f"{len(tasks) - len(recorders)} of {len(tasks)} rolling windows failed; inspect "

@@ -14,6 +14,7 @@ Every run carries the tag ``train_status``: ``begin_task_train`` then ``end_task
 from __future__ import annotations
 
 import multiprocessing
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
@@ -80,12 +81,12 @@ def _subprocess_train(
     return recorder.id
 
 
-class Trainer:
+class Trainer(ABC):
     """Base of the trainers: ``train`` tasks into models (runs), then ``end_train`` them."""
 
+    @abstractmethod
     def train(self, tasks: Sequence[Mapping[str, Any]], **kwargs: Any) -> list[Recorder]:
         """Train (or start training) every task; return one run per task."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement train")
 
     def end_train(self, models: Sequence[Recorder], **kwargs: Any) -> list[Recorder]:
         """Finish training the runs returned by :meth:`train`."""

@@ -10,6 +10,7 @@ machines of one pool should keep their clocks in sync (NTP) to within a fraction
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 import threading
 import time
@@ -303,6 +304,11 @@ class SqlTaskStore(TaskStore):
     @property
     def uri(self) -> str:
         return self._uri
+
+    def forget_connections(self) -> None:
+        """Drop pooled connections without closing them (in a forked child process)."""
+        self._engine.dispose(close=False)
+        self._fast_engine.engine.dispose(close=False)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -705,6 +711,16 @@ def get_task_store(uri: str | None = None) -> TaskStore:
             store = SqlTaskStore(resolved)
             _stores[resolved] = store
         return store
+
+
+def _forget_after_fork() -> None:
+    """In a forked child, drop the parent's stores without closing its connections."""
+    for store in _stores.values():
+        store.forget_connections()
+    _stores.clear()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def clear_store_cache() -> None:

@@ -266,6 +266,18 @@ class TaskStoreContract:
         assert tm.re_query(task_id).attempts == 1
         assert tm.re_query(task_id).status is TaskStatus.WAITING
 
+    def test_heartbeat_thread_keeps_a_long_task(self, store: TaskStore) -> None:
+        tm = TaskManager(POOL, store=store, lease_seconds=0.3)
+        (task_id,) = tm.create_task([_task(1)])
+        with tm.safe_fetch_task() as task:
+            assert task is not None
+            time.sleep(1.0)  # three leases long: only the heartbeat keeps the claim
+            assert store.expire_leases(POOL) == 0
+            tm.commit_task_res(task, "done-in-time")
+        done = tm.re_query(task_id)
+        assert done.status is TaskStatus.DONE and done.attempts == 1
+        assert done.result == "done-in-time"
+
     def test_commit_after_losing_the_lease_is_refused(self, store: TaskStore) -> None:
         slow = TaskManager(POOL, store=store, lease_seconds=0.05, worker_id="slow")
         fast = TaskManager(POOL, store=store, worker_id="fast")

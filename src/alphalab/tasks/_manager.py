@@ -46,48 +46,65 @@ def new_worker_id() -> str:
 
 
 class Heartbeat:
-    """Renew a claimed task's lease from a background thread until stopped.
+    """Renew the leases of the tasks a worker holds, from one background thread.
 
-    ``lost`` becomes True when the store says the worker no longer holds the task (its lease
-    expired and another worker took it); the worker must then not commit a result.
+    The thread starts with the first tracked task and lives as long as the process (a daemon
+    idling between beats), so claiming many short tasks costs no thread start or join.
+    :meth:`lost` says whether the store refused a renewal (the lease expired and another
+    worker took the task); the worker must then not commit a result.
     """
 
-    def __init__(self, store: TaskStore, task_id: int, worker_id: str, lease_seconds: float):
+    def __init__(self, store: TaskStore, worker_id: str, lease_seconds: float) -> None:
         self._store = store
-        self._task_id = task_id
         self._worker_id = worker_id
         self._lease = lease_seconds
-        self._stop = threading.Event()
-        self.lost = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"alphalab-heartbeat-{task_id}", daemon=True
-        )
+        self._tasks: dict[int, bool] = {}  # task id -> lost
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
 
-    def start(self) -> Heartbeat:
-        """Start renewing; returns self."""
-        self._thread.start()
-        return self
+    def track(self, task_id: int) -> None:
+        """Start renewing the lease of ``task_id``."""
+        with self._lock:
+            self._tasks[task_id] = False
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name=f"alphalab-heartbeat-{self._worker_id}", daemon=True
+                )
+                self._thread.start()
+
+    def untrack(self, task_id: int) -> bool:
+        """Stop renewing ``task_id``; return whether its lease was lost meanwhile."""
+        with self._lock:
+            return self._tasks.pop(task_id, False)
+
+    def lost(self, task_id: int) -> bool:
+        """Whether the store refused to renew the lease of ``task_id``."""
+        with self._lock:
+            return self._tasks.get(task_id, False)
 
     def _run(self) -> None:
         interval = max(self._lease / 3.0, 0.05)
-        while not self._stop.wait(interval):
-            try:
-                if not self._store.heartbeat(self._task_id, self._worker_id, self._lease):
-                    self.lost = True
-                    logger.warning(
-                        "Lost the lease on task %s (worker %s); its result will be discarded",
-                        self._task_id,
-                        self._worker_id,
-                    )
-                    return
-            except Exception as e:  # a transient database error: try again next beat
-                logger.warning("Heartbeat of task %s failed: %s", self._task_id, e)
-
-    def stop(self) -> None:
-        """Stop renewing (waits for the thread)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
+        while True:
+            time.sleep(interval)
+            with self._lock:
+                held = [task_id for task_id, lost in self._tasks.items() if not lost]
+            for task_id in held:
+                try:
+                    renewed = self._store.heartbeat(task_id, self._worker_id, self._lease)
+                except Exception as e:  # a transient database error: try again next beat
+                    logger.warning("Heartbeat of task %s failed: %s", task_id, e)
+                    continue
+                if renewed:
+                    continue
+                with self._lock:
+                    if task_id not in self._tasks:
+                        continue  # finished meanwhile: nothing was lost
+                    self._tasks[task_id] = True
+                logger.warning(
+                    "Lost the lease on task %s (worker %s); its result will be discarded",
+                    task_id,
+                    self._worker_id,
+                )
 
 
 class TaskManager:
@@ -128,6 +145,7 @@ class TaskManager:
         self.lease_seconds = float(lease_seconds)
         self.max_attempts = int(max_attempts)
         self.worker_id = worker_id or new_worker_id()
+        self._heartbeat = Heartbeat(self.store, self.worker_id, self.lease_seconds)
 
     # ----- creating ---------------------------------------------------------------------------
 
@@ -208,23 +226,23 @@ class TaskManager:
         if task is None:
             yield None
             return
-        beat = Heartbeat(self.store, task.id, self.worker_id, self.lease_seconds).start()
+        self._heartbeat.track(task.id)
         try:
             yield task
         except Exception as e:
-            beat.stop()
+            self._heartbeat.untrack(task.id)
             new = self.store.fail(
                 task.id, f"{type(e).__name__}: {e}", tb.format_exc(), worker_id=self.worker_id
             )
             logger.error("Task %d failed (%s); now %s", task.id, e, new or "owned by another")
             raise
         except BaseException:
-            beat.stop()
+            self._heartbeat.untrack(task.id)
             self.store.release(task.id, worker_id=self.worker_id)
             logger.warning("Task %d returned to the pool (interrupted)", task.id)
             raise
         finally:
-            beat.stop()
+            self._heartbeat.untrack(task.id)
 
     def task_fetcher_iter(self, query: Query = None) -> Iterator[TaskRecord]:
         """Claim tasks one by one until none is left (each inside ``safe_fetch_task``)."""

@@ -140,6 +140,32 @@ def _asynchronous_commit(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.autocommit = autocommit
 
 
+def _conditions_only(where: TaskFilter | None) -> list[Any]:
+    """The conditions of ``where`` without the pool condition."""
+    return [] if where is None else _conditions("", where)[1:]
+
+
+def _complete_statement(owned: bool) -> Any:
+    """``UPDATE`` storing a running task's result, with bound values (built once)."""
+    conds = [_tasks.c.id == sa.bindparam("p_id"), _tasks.c.status == TaskStatus.RUNNING.value]
+    if owned:
+        conds.append(_tasks.c.worker_id == sa.bindparam("p_worker"))
+    return (
+        sa.update(_tasks)
+        .where(*conds)
+        .values(
+            status=sa.bindparam("p_status"),
+            result=sa.bindparam("p_result", type_=_tasks.c.result.type),
+            worker_id=None,
+            lease_expires_at=None,
+            updated_at=sa.bindparam("p_now"),
+            finished_at=sa.bindparam("p_finished"),
+            error=None,
+            traceback=None,
+        )
+    )
+
+
 def _check_result(result: Any) -> Any:
     try:
         return normalize_task({"result": result})["result"]
@@ -170,6 +196,8 @@ class SqlTaskStore(TaskStore):
             )
             event.listen(self._fast_engine.engine, "connect", _asynchronous_commit)
         self._last_expiry: dict[str, float] = {}
+        self._claim_cache: Any = None
+        self._complete_statements = {owned: _complete_statement(owned) for owned in (False, True)}
         self._lock = threading.Lock()
         self._ensure_schema()
 
@@ -456,37 +484,56 @@ class SqlTaskStore(TaskStore):
         status.check_transition(TaskStatus.RUNNING)
         self._maybe_expire(pool)
 
+        statement = self._claim_statement(where)
+        params = {"p_pool": pool, "p_status": status.value, "p_worker": worker_id}
+
         def run(conn: Connection) -> TaskRecord | None:
-            query = (
-                sa.select(_tasks.c.id)
-                .where(*_conditions(pool, where), _tasks.c.status == status.value)
-                .order_by(_tasks.c.priority.desc(), _tasks.c.id)
-                .limit(1)
-            )
-            if self._postgres:
-                query = query.with_for_update(skip_locked=True)
             now = time.time()
-            # One statement: pick the next task and take it (the queue pattern of PostgreSQL;
-            # on SQLite the IMMEDIATE transaction already excludes other writers).
             row = conn.execute(
-                sa.update(_tasks)
-                .where(_tasks.c.id == query.scalar_subquery(), _tasks.c.status == status.value)
-                .values(
-                    status=TaskStatus.RUNNING.value,
-                    claimed_from=status.value,
-                    worker_id=worker_id,
-                    lease_expires_at=now + lease_seconds,
-                    attempts=_tasks.c.attempts + 1,
-                    started_at=now,
-                    updated_at=now,
-                )
-                .returning(*_tasks.c)
+                statement, {**params, "p_now": now, "p_lease": now + lease_seconds}
             ).first()
-            if row is None:
-                return None
-            return _record(row)
+            return None if row is None else _record(row)
 
         return self._write(run, single="fast")
+
+    def _claim_statement(self, where: TaskFilter | None) -> Any:
+        """``UPDATE ... WHERE id = (next claimable task) RETURNING *`` with bound values.
+
+        One statement picks the next task and takes it (PostgreSQL's queue pattern with
+        ``SKIP LOCKED``; on SQLite the IMMEDIATE transaction excludes other writers). The
+        unfiltered statement is built once and reused.
+        """
+        if where is None and self._claim_cache is not None:
+            return self._claim_cache
+        pick = (
+            sa.select(_tasks.c.id)
+            .where(
+                _tasks.c.pool == sa.bindparam("p_pool"),
+                _tasks.c.status == sa.bindparam("p_status"),
+                *(_conditions_only(where)),
+            )
+            .order_by(_tasks.c.priority.desc(), _tasks.c.id)
+            .limit(1)
+        )
+        if self._postgres:
+            pick = pick.with_for_update(skip_locked=True)
+        statement = (
+            sa.update(_tasks)
+            .where(_tasks.c.id == pick.scalar_subquery())
+            .values(
+                status=TaskStatus.RUNNING.value,
+                claimed_from=sa.bindparam("p_status"),
+                worker_id=sa.bindparam("p_worker"),
+                lease_expires_at=sa.bindparam("p_lease"),
+                attempts=_tasks.c.attempts + 1,
+                started_at=sa.bindparam("p_now"),
+                updated_at=sa.bindparam("p_now"),
+            )
+            .returning(*_tasks.c)
+        )
+        if where is None:
+            self._claim_cache = statement
+        return statement
 
     def heartbeat(self, task_id: int, worker_id: str, lease_seconds: float) -> bool:
         def run(conn: Connection) -> bool:
@@ -522,23 +569,19 @@ class SqlTaskStore(TaskStore):
         TaskStatus.RUNNING.check_transition(status)
         result = _check_result(result)
 
+        statement = self._complete_statements[worker_id is not None]
+        params = {
+            "p_id": task_id,
+            "p_worker": worker_id,
+            "p_status": status.value,
+            "p_result": result,
+        }
+
         def run(conn: Connection) -> bool:
             now = time.time()
-            values: dict[str, Any] = {
-                "status": status.value,
-                "result": result,
-                "worker_id": None,
-                "lease_expires_at": None,
-                "updated_at": now,
-                "error": None,
-                "traceback": None,
-            }
-            if status.is_finished():
-                values["finished_at"] = now
-            count = conn.execute(
-                sa.update(_tasks).where(*self._owned(task_id, worker_id)).values(**values)
-            ).rowcount
-            return bool(count)
+            finished = now if status.is_finished() else None
+            values = {**params, "p_now": now, "p_finished": finished}
+            return bool(conn.execute(statement, values).rowcount)
 
         return self._write(run, single="durable")
 

@@ -62,3 +62,15 @@ class ArtifactPathError(AlphalabError, ValueError):
 
 class InvalidMetricError(TrackingError, ValueError):
     """A metric, param or tag value cannot be logged (wrong type or invalid key)."""
+
+
+class TaskError(AlphalabError, RuntimeError):
+    """The task pool was used in a way it does not allow."""
+
+
+class TaskStateError(TaskError, ValueError):
+    """A task cannot move from its current status to the requested one."""
+
+
+class TaskDefinitionError(TaskError, ValueError):
+    """A task definition cannot be stored (not JSON-serialisable, not a mapping, ...)."""

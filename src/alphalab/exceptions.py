@@ -62,3 +62,7 @@ class ArtifactPathError(AlphalabError, ValueError):
 
 class InvalidMetricError(TrackingError, ValueError):
     """A metric, param or tag value cannot be logged (wrong type or invalid key)."""
+
+
+class TuneError(AlphalabError, RuntimeError):
+    """A tuning study could not run (no trial completed, a study clash, a missing metric)."""

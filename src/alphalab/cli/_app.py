@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from typer.core import TyperGroup
 
-from alphalab.cli import _config, _data, _exp, _run
+from alphalab.cli import _config, _data, _exp, _run, _tune
 from alphalab.exceptions import AlphalabError
 from alphalab.logging import ROOT_LOGGER_NAME
 from alphalab.version import __version__
@@ -44,6 +44,7 @@ app.command("run")(_run.run)
 app.add_typer(_data.app, name="data")
 app.add_typer(_exp.app, name="exp")
 app.command("ui")(_exp.ui)
+app.add_typer(_tune.app, name="tune")
 
 
 def _version(value: bool) -> None:

@@ -6,7 +6,7 @@ Shape (every section but ``tuner_pipeline`` optional)::
     workflow: {...}                       #   or under 'workflow:')
     experiment: {name: tune_lgb, output_dir: ./tune_lgb}
     study: {name: lgb, storage: null, heartbeat_interval: 10, grace_period: 30,
-            retry_stale: 0, max_consecutive_failures: 10}
+            retry_stale: 1, max_consecutive_failures: 10}
     optimization_criteria: {metric: Rank IC, direction: max}
     #   or {report_type: signal|model|excess_return_with_cost|..., report_factor: ...,
     #       optim_type: max|min}, plus pruning_metric / pruning_direction
@@ -313,7 +313,7 @@ class TuneConfig:
     trial_records: Literal["all", "needed"] = "all"
     heartbeat_interval: int = 10
     grace_period: int | None = None
-    retry_stale: int = 0
+    retry_stale: int = 1
     max_consecutive_failures: int | None = 10
 
     def with_n_trials(self, n_trials: int) -> TuneConfig:
@@ -432,7 +432,7 @@ def parse_tune_config(
         trial_records=trial_records,
         heartbeat_interval=heartbeat,
         grace_period=grace,
-        retry_stale=_int_option(study, "retry_stale", 0, f"{source}: study"),
+        retry_stale=_int_option(study, "retry_stale", 1, f"{source}: study"),
         max_consecutive_failures=_int_option(
             study, "max_consecutive_failures", 10, f"{source}: study"
         ),

@@ -28,6 +28,7 @@ logger = get_logger(__name__)
 ATTR_RUN_ID = "alphalab.run_id"
 ATTR_OVERRIDES = "alphalab.overrides"
 ATTR_PARENT_RUN = "alphalab.parent_run_id"
+ATTR_ERROR = "alphalab.error"
 TAG_STUDY = "alphalab.tune.study"
 TAG_TUNER = "alphalab.tune.tuner"
 TAG_TRIAL = "alphalab.tune.trial"
@@ -144,6 +145,7 @@ class TrialObjective:
             run.end_run(RecorderStatus.KILLED)
             raise
         except Exception as e:
+            trial.set_user_attr(ATTR_ERROR, f"{type(e).__name__}: {e}"[:2000])
             run.set_tags(**{TAG_STATE: "FAIL"})
             run.end_run(RecorderStatus.FAILED, error=e)
             raise
@@ -151,6 +153,9 @@ class TrialObjective:
             run.end_run(RecorderStatus.KILLED, error=e)
             raise
         if not math.isfinite(value):
+            trial.set_user_attr(
+                ATTR_ERROR, f"the criterion {self.config.criterion.metric!r} is {value}"
+            )
             run.set_tags(**{TAG_STATE: "FAIL", "alphalab.error": f"criterion is {value}"})
             run.end_run(RecorderStatus.FAILED)
             return value  # Optuna records a NaN objective as a failed trial

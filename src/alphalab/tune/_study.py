@@ -163,10 +163,15 @@ def trial_budget(tuner: TunerSpec) -> int:
 
 
 def count_trials(study: optuna.Study) -> int:
-    """Trials that use up the budget: finished or running."""
-    optuna = optuna_module()
-    states = tuple(getattr(optuna.trial.TrialState, s) for s in COUNTED_STATES)
-    return len(study.get_trials(deepcopy=False, states=states))
+    """Trials that use up the budget: finished or running, except failed trials that were
+    retried (a stale trial's retry takes its place)."""
+    trials = study.get_trials(deepcopy=False)
+    replaced = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+    return sum(
+        1
+        for t in trials
+        if t.state.name in COUNTED_STATES and not (t.state.name == "FAIL" and t.number in replaced)
+    )
 
 
 # ----- trial slots ---------------------------------------------------------------------------

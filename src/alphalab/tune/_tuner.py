@@ -26,7 +26,7 @@ from alphalab.exceptions import ConfigError, TuneError
 from alphalab.logging import get_logger
 from alphalab.tracking import R, Recorder
 from alphalab.tune._config import TuneConfig, TunerSpec
-from alphalab.tune._objective import ATTR_PARENT_RUN, TrialObjective, dump_workflow
+from alphalab.tune._objective import ATTR_ERROR, ATTR_PARENT_RUN, TrialObjective, dump_workflow
 from alphalab.tune._outputs import (
     best_summary,
     global_best,
@@ -417,7 +417,7 @@ def _describe(states: Mapping[str, int]) -> str:
 def _first_failure(study: optuna.Study) -> str:
     optuna = optuna_module()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
-        reason = trial.system_attrs.get("fail_reason")
+        reason = trial.user_attrs.get(ATTR_ERROR)
         if reason:
             return str(reason).strip().splitlines()[-1]
     return "none recorded"

@@ -55,7 +55,8 @@ def test_base_config_path_and_defaults(tmp_path: Path) -> None:
     assert config.criterion.direction == "maximize"
     assert config.criterion.source == "portfolio"
     tuner = config.tuners[0]
-    assert (tuner.name, tuner.n_trials, tuner.sampler, tuner.pruner) == ("tuner0", 4, "random", "none")
+    described = (tuner.name, tuner.n_trials, tuner.sampler, tuner.pruner)
+    assert described == ("tuner0", 4, "random", "none")
     assert tuner.sampler_kwargs == {"seed": 3}
     assert "task.record.PortAnaRecord.kwargs.config.strategy.kwargs.topk" in tuner.space
     assert config.workflow["task"]["model"]["class"] == "LGBModel"
@@ -122,7 +123,11 @@ def test_invalid_criteria(spec: dict, message: str) -> None:
         (
             _config(
                 tuner_pipeline=[
-                    {**TUNER, "sampler": "grid", "space": {"task.x": {"type": "float", "low": 0, "high": 1}}}
+                    {
+                        **TUNER,
+                        "sampler": "grid",
+                        "space": {"task.x": {"type": "float", "low": 0, "high": 1}},
+                    }
                 ]
             ),
             "grid sampler needs a finite set",

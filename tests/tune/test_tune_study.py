@@ -162,9 +162,10 @@ def test_serial_study_outputs_and_best_config_reproduces(
     best_lgb = max(lgb, key=lambda t: t.value)
     for trial in data:
         overrides = json.loads(trial.user_attrs["alphalab.overrides"])
-        assert overrides["task.model.kwargs.num_leaves"] == best_lgb.params[
-            "task.model.kwargs.num_leaves"
-        ]
+        assert (
+            overrides["task.model.kwargs.num_leaves"]
+            == best_lgb.params["task.model.kwargs.num_leaves"]
+        )
 
     out = tmp_path / "out_serial"
     local = json.loads((out / "lgb" / "local_best_params.json").read_text())

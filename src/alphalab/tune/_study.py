@@ -163,8 +163,10 @@ def trial_budget(tuner: TunerSpec) -> int:
 
 
 def count_trials(study: optuna.Study) -> int:
-    """Trials that use up the budget: finished or running, except failed trials that were
-    retried (a stale trial's retry takes its place)."""
+    """Trials that use up the budget: finished or running.
+
+    A failed trial that was retried does not count: its retry takes its place.
+    """
     trials = study.get_trials(deepcopy=False)
     replaced = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     return sum(

@@ -136,6 +136,13 @@ def test_invalid_criteria(spec: dict, message: str) -> None:
         (_config(study={"nmae": "x"}), r"study: unknown key\(s\) \['nmae'\]"),
         (_config(trial_records="some"), "trial_records must be 'all' or 'needed'"),
         (
+            _config(
+                trial_records="needed",
+                tuner_pipeline=[{"name": "s", "spaces": ["topk_dropout"]}],
+            ),
+            "with trial_records: needed the trials leave PortAnaRecord out",
+        ),
+        (
             {
                 "workflow": {**WORKFLOW, "task": {**WORKFLOW["task"], "record": []}},
                 "tuner_pipeline": [TUNER],
@@ -161,3 +168,10 @@ def test_trial_task_adds_or_keeps_records() -> None:
     )
     assert trial_task(model.workflow, model.criterion, "needed")["record"] == []
     assert config.workflow["task"]["record"][0]["class"] == "SignalRecord"  # not modified
+
+
+def test_example_tune_file_is_valid() -> None:
+    example = Path(__file__).parents[2] / "examples" / "tune_lightgbm_alpha158.yaml"
+    config = load_tune_config(example)
+    assert [t.name for t in config.tuners] == ["model", "portfolio"]
+    assert config.criterion.metric == "1day.excess_return_with_cost.information_ratio"

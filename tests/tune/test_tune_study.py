@@ -216,7 +216,7 @@ def test_pruning_stops_bad_lightgbm_trials(
         tuners=[
             {
                 "name": "lgb",
-                "n_trials": 8,
+                "n_trials": 6,
                 "sampler": {"type": "random", "seed": 5},
                 "pruner": {"type": "median", "n_startup_trials": 2, "n_warmup_steps": 2},
                 "space": space,
@@ -226,7 +226,7 @@ def test_pruning_stops_bad_lightgbm_trials(
     result = run_tune(load_tune_config(path))
     trials = _trials("prune/lgb", f"sqlite:///{tmp_path / 'alphalab-runs' / 'tasks.db'}")
     states = [t.state.name for t in trials]
-    assert len(trials) == 8
+    assert len(trials) == 6
     assert "PRUNED" in states, states
     pruned = [t for t in trials if t.state.name == "PRUNED"]
     children = {c.id: c for c in R.get_recorder(recorder_id=result.parent_run_id).list_children()}
@@ -272,15 +272,25 @@ def test_failing_trial_is_recorded_and_the_study_goes_on(
     assert "LGBModel loss must be one of" in run.list_tags()["alphalab.error"]
     assert result.tuners[0].states == {"FAIL": 1, "COMPLETE": 1}
 
-    only_failures = _write(
+    # A tree that cannot split predicts a constant: the Rank IC is NaN, so the trial fails.
+    only_nan = _write(
         tmp_path,
         small_market_store.uri,
-        name="allfail",
+        name="nan",
         trial_records="needed",
-        tuners=[{"name": "l", "n_trials": 1, "space": {"task.model.kwargs.loss": ["bogus"]}}],
+        tuners=[
+            {"name": "l", "n_trials": 1, "space": {"task.model.kwargs.min_data_in_leaf": [10**6]}}
+        ],
     )
-    with pytest.raises(TuneError, match=r"No trial of tuner 'l' completed \(1 fail\).*loss"):
-        run_tune(load_tune_config(only_failures))
+    with pytest.raises(
+        TuneError,
+        match=r"No trial of tuner 'l' completed \(1 fail\); first failure: the criterion "
+        r"'Rank IC' is nan",
+    ):
+        run_tune(load_tune_config(only_nan))
+    trial = _trials("nan/l", f"sqlite:///{tmp_path / 'alphalab-runs' / 'tasks.db'}")[0]
+    run = R.get_recorder(recorder_id=trial.user_attrs["alphalab.run_id"])
+    assert run.status is RecorderStatus.FAILED
 
 
 def _parallel_study(folder: Path, provider_uri: str, storage: str, name: str) -> None:
@@ -354,14 +364,15 @@ def test_resume_after_the_process_is_killed(
     )
     deadline = time.monotonic() + 120
     try:
-        while True:  # kill it while its second trial runs
+        while True:  # kill it while its second trial runs (its objective and heartbeat started)
             assert proc.poll() is None, "the tune process ended before it was killed"
             assert time.monotonic() < deadline, "the tune process never reached trial 1"
             try:
-                states = [t.state.name for t in _trials("killed/lgb", storage)]
+                trials = _trials("killed/lgb", storage)
             except Exception:  # the study does not exist yet
-                states = []
-            if states[:1] == ["COMPLETE"] and states[1:] == ["RUNNING"]:
+                trials = []
+            states = [t.state.name for t in trials]
+            if states == ["COMPLETE", "RUNNING"] and "alphalab.run_id" in trials[1].user_attrs:
                 break
             time.sleep(0.2)
     finally:

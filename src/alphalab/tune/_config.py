@@ -420,6 +420,8 @@ def parse_tune_config(
         data.get("optimization_criteria"), f"{source}: optimization_criteria"
     )
     check_records(workflow, criterion, source)
+    if trial_records == "needed":
+        _check_needed_records(workflow, criterion, tuners, source)
     return TuneConfig(
         source=source,
         workflow=workflow,
@@ -477,6 +479,31 @@ def check_records(workflow: Mapping[str, Any], criterion: Criterion, source: str
                     f"{source}: the criterion {criterion.metric!r} needs SigAnaRecord with "
                     "ana_long_short: true"
                 )
+
+
+def _check_needed_records(
+    workflow: Mapping[str, Any], criterion: Criterion, tuners: tuple[TunerSpec, ...], source: str
+) -> None:
+    """With ``trial_records: needed``, a space must not tune a record that trials leave out."""
+    kept = {_class_name(r) for r in trial_task(workflow, criterion, "needed")["record"]}
+    for tuner in tuners:
+        for path in tuner.space:
+            parts = path.split(".")
+            if len(parts) < 3 or parts[1] != "record":
+                continue
+            name = _class_name(get_path(workflow, ".".join(parts[:3])))
+            if name not in kept:
+                raise ConfigError(
+                    f"{source}: tuner {tuner.name!r} searches {path!r}, but with "
+                    f"trial_records: needed the trials leave {name} out (the criterion "
+                    f"{criterion.metric!r} does not need it); use trial_records: all or a "
+                    "criterion that needs that record"
+                )
+
+
+def _class_name(record: Any) -> str:
+    name = record.get("class") if isinstance(record, Mapping) else record
+    return str(name).replace(":", ".").rsplit(".", 1)[-1]
 
 
 _SIGNAL_RECORD = {

@@ -175,3 +175,22 @@ def test_example_tune_file_is_valid() -> None:
     config = load_tune_config(example)
     assert [t.name for t in config.tuners] == ["model", "portfolio"]
     assert config.criterion.metric == "1day.excess_return_with_cost.information_ratio"
+
+
+@pytest.mark.parametrize(
+    ("model", "preset"),
+    [("MLPModel", "mlp"), ("GRU", "gru"), ("ALSTM", "alstm"), ("LGBModel", "lightgbm")],
+)
+def test_ready_made_model_spaces_fit_their_models(model: str, preset: str) -> None:
+    import inspect
+
+    import alphalab.model
+
+    workflow = {**WORKFLOW, "task": {**WORKFLOW["task"], "model": {"class": model, "kwargs": {}}}}
+    config = parse_tune_config(
+        {"workflow": workflow, "tuner_pipeline": [{"name": "m", "spaces": [preset]}]}, "t"
+    )
+    accepted = inspect.signature(getattr(alphalab.model, model)).parameters
+    for path in config.tuners[0].space:
+        key = path.split(".")[3]
+        assert key in accepted or "kwargs" in accepted, (model, path)

@@ -100,6 +100,11 @@ def test_paths_walk_mappings_indices_and_class_names() -> None:
         get_path(WORKFLOW, "task.record.5")
     with pytest.raises(ConfigError, match="is a value"):
         check_path(WORKFLOW, "task.model.kwargs.learning_rate.x")
+    # Inside kwargs, missing mappings are created (a model's nested options).
+    check_path(WORKFLOW, "task.model.kwargs.pt_model_kwargs.dropout")
+    out = set_paths(WORKFLOW, {"task.model.kwargs.pt_model_kwargs.dropout": 0.2})
+    assert out["task"]["model"]["kwargs"]["pt_model_kwargs"] == {"dropout": 0.2}
+    assert "pt_model_kwargs" not in WORKFLOW["task"]["model"]["kwargs"]
 
 
 def test_set_paths_copies_and_unshares_yaml_aliases() -> None:

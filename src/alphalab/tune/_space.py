@@ -224,10 +224,30 @@ def get_path(config: Any, path: str) -> Any:
     return node
 
 
+def _parent(config: Any, path: str, create: bool) -> Any:
+    """The node holding the last part of ``path``.
+
+    Inside a ``kwargs`` mapping, missing (or null) intermediate mappings are created
+    (``task.model.kwargs.pt_model_kwargs.dropout`` works without ``pt_model_kwargs`` in the
+    workflow); elsewhere every part but the last must exist, so typos are caught. Without
+    ``create``, a parent that would be created is returned as an empty mapping.
+    """
+    parts = path.split(".")
+    node = config
+    for depth, part in enumerate(parts[:-1]):
+        missing = isinstance(node, Mapping) and node.get(part) is None
+        if missing and "kwargs" in parts[:depth]:
+            if not create:
+                return {}
+            node[part] = {}
+        _, node = _child(node, part, ".".join(parts[:depth]), path)
+    return node
+
+
 def check_path(config: Any, path: str) -> None:
     """Check that ``path`` can be set: its parent exists; a mapping may gain the last key."""
     parts = path.split(".")
-    parent = get_path(config, ".".join(parts[:-1])) if len(parts) > 1 else config
+    parent = _parent(config, path, create=False)
     if isinstance(parent, Mapping):
         return
     _child(parent, parts[-1], ".".join(parts[:-1]), path)
@@ -238,7 +258,7 @@ def set_paths(config: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str,
     result: dict[str, Any] = unshare(config)
     for path, value in values.items():
         parts = path.split(".")
-        parent = get_path(result, ".".join(parts[:-1])) if len(parts) > 1 else result
+        parent = _parent(result, path, create=True)
         if isinstance(parent, dict):
             parent[parts[-1]] = copy.deepcopy(value)
         else:

@@ -181,6 +181,10 @@ def test_serial_study_outputs_and_best_config_reproduces(
     assert "tune/global_best_params.json" in parent.list_artifacts("tune")
     assert "tune/lgb/optimization_history.png" in parent.list_artifacts("tune/lgb")
     assert parent.list_metrics()["best_value"] == pytest.approx(best_value)
+    tags = parent.list_tags()
+    assert tags["alphalab.tune.best_run"] == overall["run_id"]
+    for key, value in overall["overrides"].items():
+        assert json.loads(tags[f"best.{key}"]) == value
 
     # The best config runs with `alphalab run` and reproduces the best trial's criterion.
     assert result.best_config is not None

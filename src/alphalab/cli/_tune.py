@@ -91,7 +91,12 @@ def _print_result(result: TuneResult) -> None:
 def run(
     tune_file: Annotated[Path, typer.Argument(help="The TUNE.yaml file.")],
     n_trials: Annotated[
-        int | None, typer.Option("--n-trials", min=1, help="Trials per tuner (overrides the file).")
+        int | None,
+        typer.Option(
+            "--n-trials",
+            min=1,
+            help="Trials per tuner in total, resumed ones included (overrides the file).",
+        ),
     ] = None,
     workers: Annotated[
         int, typer.Option("--workers", "-w", min=1, help="Worker processes sharing the study.")

@@ -10,6 +10,7 @@ best config and the plots, and logs them as artifacts of the parent run.
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing
 import os
 import threading
@@ -390,6 +391,7 @@ def run_tune(
                 **{
                     "alphalab.tune.best_value": str(best["best_value"]),
                     "alphalab.tune.best_run": str(best["run_id"]),
+                    **{f"best.{k}": json.dumps(v) for k, v in best["overrides"].items()},
                 }
             )
             parent.log_metrics(None, best_value=float(best["best_value"]))

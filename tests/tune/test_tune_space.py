@@ -133,3 +133,35 @@ def test_grid_needs_a_step_for_floats() -> None:
         param.grid()
     stepped = parse_param("task.x", {"type": "float", "low": 0.1, "high": 0.3, "step": 0.1}, "t")
     assert stepped.grid() == [0.1, 0.2, 0.3]
+
+
+def test_samplers_and_pruners_are_built_from_the_tuner() -> None:
+    from alphalab.tune._config import parse_tuner
+    from alphalab.tune._study import make_pruner, make_sampler, trial_budget
+
+    space = {"task.model.kwargs.num_leaves": {"type": "int", "low": 4, "high": 12, "step": 4}}
+    expected = {
+        "tpe": optuna.samplers.TPESampler,
+        "random": optuna.samplers.RandomSampler,
+        "cmaes": optuna.samplers.CmaEsSampler,
+        "grid": optuna.samplers.GridSampler,
+    }
+    for name, cls in expected.items():
+        tuner = parse_tuner({"sampler": {"type": name, "seed": 1}, "space": space}, 0, "t")
+        assert isinstance(make_sampler(tuner, 0), cls)
+    grid = parse_tuner({"sampler": "grid", "n_trials": 10, "space": space}, 0, "t")
+    assert trial_budget(grid) == 3
+    pruners = {
+        "median": optuna.pruners.MedianPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+        "none": optuna.pruners.NopPruner,
+    }
+    for name, cls in pruners.items():
+        tuner = parse_tuner({"pruner": name, "space": space}, 0, "t")
+        assert isinstance(make_pruner(tuner), cls)
+    bad = parse_tuner({"pruner": {"type": "median", "warmup": 3}, "space": space}, 0, "t")
+    with pytest.raises(ConfigError, match="tuner 'tuner0': invalid pruner option"):
+        make_pruner(bad)
+    bad = parse_tuner({"sampler": {"type": "tpe", "startup": 3}, "space": space}, 0, "t")
+    with pytest.raises(ConfigError, match="tuner 'tuner0': invalid sampler option"):
+        make_sampler(bad, 0)

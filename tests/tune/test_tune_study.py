@@ -195,10 +195,21 @@ def test_serial_study_outputs_and_best_config_reproduces(
     with pytest.raises(TuneError, match="already exists in the tuning storage; pass --resume"):
         run_tune(load_tune_config(path))
 
+    # `alphalab tune FILE --resume --n-trials 4` tops the first tuner up to 4 trials; the grid
+    # tuner is complete already (its grid has 2 points).
+    more = CliRunner().invoke(
+        app, ["tune", str(path), "--resume", "--n-trials", "4"], env={"COLUMNS": "200"}
+    )
+    assert more.exit_code == 0, more.output
+    assert "Tune study serial" in more.output
+    assert len(_trials("serial/lgb", storage)) == 4
+    assert len(_trials("serial/data", storage)) == 2
+    assert len(R.get_recorder(recorder_id=result.parent_run_id).list_children()) == 6
+
     shown = CliRunner().invoke(app, ["tune", "show", "serial"], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
     assert "Study serial/lgb" in shown.output and "Study serial/data" in shown.output
-    assert shown.output.count("COMPLETE") == 5
+    assert shown.output.count("COMPLETE") == 6
     assert set(study_trials("serial")) == {"serial/lgb", "serial/data"}
     missing = CliRunner().invoke(app, ["tune", "show", "nope"])
     assert missing.exit_code == 1

@@ -74,3 +74,7 @@ class TaskStateError(TaskError, ValueError):
 
 class TaskDefinitionError(TaskError, ValueError):
     """A task definition cannot be stored (not JSON-serialisable, not a mapping, ...)."""
+
+
+class TuneError(AlphalabError, RuntimeError):
+    """A tuning study could not run (no trial completed, a study clash, a missing metric)."""

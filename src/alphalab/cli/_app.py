@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from typer.core import TyperGroup
 
-from alphalab.cli import _config, _data, _exp, _report, _rolling, _run, _tasks, _worker
+from alphalab.cli import _config, _data, _exp, _report, _rolling, _run, _tasks, _tune, _worker
 from alphalab.exceptions import AlphalabError
 from alphalab.logging import ROOT_LOGGER_NAME
 from alphalab.version import __version__
@@ -49,6 +49,7 @@ app.command("ui")(_exp.ui)
 app.add_typer(_tasks.app, name="tasks")
 app.command("worker")(_worker.worker)
 app.command("rolling")(_rolling.rolling)
+app.add_typer(_tune.app, name="tune")
 
 
 def _version(value: bool) -> None:

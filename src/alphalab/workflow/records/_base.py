@@ -64,7 +64,7 @@ class RecordTemp:
         if self._exists(path):
             return self.recorder.load_object(path)
         if parents and self.depend_cls is not None:
-            return self.depend_cls(self.recorder).load(name, parents=True)
+            return self.depend_cls(recorder=self.recorder).load(name, parents=True)
         raise NotFoundError(
             f"Artifact {path!r} is not in run {self.recorder.id}; run {type(self).__name__} first"
         )
@@ -79,7 +79,7 @@ class RecordTemp:
                         f"{self.recorder.id}"
                     )
         if parents and self.depend_cls is not None:
-            parent = self.depend_cls(self.recorder)
+            parent = self.depend_cls(recorder=self.recorder)
             for path in parent.list():
                 if not parent._exists(path):
                     raise NotFoundError(

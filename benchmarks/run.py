@@ -93,19 +93,21 @@ SCALES: dict[str, tuple[Size, ...]] = {
     ),
 }
 
-#: Steps of each suite: (row name, step id of the children). Tracking's peer is plain MLflow.
-SUITE_STEPS: dict[str, list[tuple[str, str]]] = {
+#: Steps of each suite: (row name, alphalab's step, the peer's step, the peer's environment:
+#: "qlib" = the peer venv, "mlflow" = plain MLflow in alphalab's own environment).
+SUITE_STEPS: dict[str, list[tuple[str, str, str, str]]] = {
     "tracking": [
-        ("log {steps} metric points", "tracking_log"),
-        ("{runs} empty runs", "tracking_empty"),
+        ("log {steps} points (MlflowClient.log_metric)", "tracking_log", "tracking_log", "mlflow"),
+        ("log {steps} points (Qlib's R.log_metrics)", "tracking_log", "tracking_log_qlib", "qlib"),
+        ("{runs} empty runs (MlflowClient)", "tracking_empty", "tracking_empty", "mlflow"),
     ],
-    "data": [("read 6 fields, all stocks", "data")],
-    "features": [("Alpha158 handler, no cache", "features")],
+    "data": [("read 6 fields, all stocks", "data", "data", "qlib")],
+    "features": [("Alpha158 handler, no cache", "features", "features", "qlib")],
     "backtest": [
-        ("IC + Rank IC by day", "signal"),
-        ("TopkDropout backtest + risk", "backtest"),
+        ("IC + Rank IC by day", "signal", "signal", "qlib"),
+        ("TopkDropout backtest + risk", "backtest", "backtest", "qlib"),
     ],
-    "workflow": [("LightGBM+Alpha158 end to end", "workflow")],
+    "workflow": [("LightGBM+Alpha158 end to end", "workflow", "workflow", "qlib")],
     "tasks": [],
     "tune": [],
 }
@@ -118,7 +120,7 @@ SUITE_MODULE = {
     "tasks": "alphalab.tasks",
     "tune": "alphalab.tune",
 }
-PEER_NAME = {"tracking": "MLflow client"}
+PEER_NAME = {"tracking": "MLflow client, Qlib's R"}
 WORKFLOW_PHASES = ("features", "fit", "SignalRecord", "SigAnaRecord", "PortAnaRecord")
 #: Metric points and empty runs of the tracking suite per scale (one log_metric call per
 #: point costs ~10 ms on SQLite, so the peer's side grows fast).
@@ -410,8 +412,8 @@ def run_suite(
         get_client(f"sqlite:///{tracking / 'mlflow.db'}")
         spec["tracking_dir"] = str(tracking)
         spec_path.write_text(json.dumps(spec, indent=1))
-    peer_python: Path | str = sys.executable if suite == "tracking" else PEER_PYTHON
-    for title, step in SUITE_STEPS[suite]:
+    for title, step, peer_step, peer_env in SUITE_STEPS[suite]:
+        peer_python: Path | str = sys.executable if peer_env == "mlflow" else PEER_PYTHON
         title = title.format(steps=f"{steps_:,}", runs=runs)
         sides: dict[str, list[dict]] = {"alphalab": [], "peer": []}
         errors: list[str] = []
@@ -420,9 +422,10 @@ def run_suite(
             for side in order:
                 script = "steps_alphalab.py" if side == "alphalab" else "steps_qlib.py"
                 python = sys.executable if side == "alphalab" else peer_python
+                name = step if side == "alphalab" else peer_step
                 try:
                     result = run_child(
-                        python, script, step, spec_path, folder / f"{step}-{side}.json"
+                        python, script, name, spec_path, folder / f"{name}-{side}.json"
                     )
                 except StepFailed as e:
                     errors.append(f"{side}: {e}")
@@ -501,8 +504,9 @@ def write_docs(doc: dict[str, Any], results_file: Path) -> None:
         f"median of {doc['repeat']} runs. Time is the step's own timed section (the workflow "
         "rows: the whole process for end to end, then each phase timed inside it); memory is "
         "the peak RSS of the process (interpreter and imports included). Ratio = Qlib time / "
-        "alphalab time. Agreement: alphalab/peer. The tracking suite's peer is plain "
-        "`MlflowClient` calls (one `log_metric` per point, as Qlib's recorder logs).",
+        "alphalab time. Agreement: alphalab/peer. The tracking suite's peers are plain "
+        "`MlflowClient` calls (one `log_metric` per point) and Qlib's `R.log_metrics` "
+        "(per-point calls through its recorder's async caller), both on SQLite.",
         "",
         f"Run {doc['started']} UTC, {doc['seconds'] / 60:.1f} minutes in all. Machine: "
         f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB RAM, "

@@ -126,6 +126,35 @@ def format_table(steps: Sequence[Mapping[str, Any]], markdown: bool = False) -> 
     return "\n".join(lines)
 
 
+def growth_table(sizes: Sequence[Mapping[str, Any]]) -> str:
+    """One row per (suite, step), one column per market size: alphalab | peer seconds and MB."""
+    order: list[tuple[str, str]] = []
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for size in sizes:
+        for suite, entry in size["suites"].items():
+            for step in entry.get("steps", []):
+                key = (suite, str(step["step"]).strip())
+                if key not in cells:
+                    order.append(key)
+                    cells[key] = {}
+                a, p = step["alphalab"], step["peer"]
+                cells[key][size["label"]] = (
+                    f"{_fmt(a['seconds'], '.2f')} | {_fmt(p['seconds'], '.2f')} s, "
+                    f"{_fmt(a['peak_mb'], '.0f')} | {_fmt(p['peak_mb'], '.0f')} MB"
+                )
+    header = ["suite: step", *(str(s["label"]) for s in sizes)]
+    rows = [
+        [f"{k[0]}: {k[1]}", *(cells[k].get(str(s["label"]), "-") for s in sizes)] for k in order
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in [header, *rows]
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def machine_info() -> dict[str, Any]:
     """What the numbers ran on: CPU, cores, memory, OS, Python (no host name)."""
     cpu = platform.processor() or platform.machine()

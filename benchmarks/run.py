@@ -493,36 +493,70 @@ def print_suite(name: str, entry: dict[str, Any], peer: str) -> None:
     log(f"load average before {load.get('before')}, after {load.get('after')}")
 
 
+STEP_NOTES = """\
+What each row measures (both sides on the same data, in the same run):
+
+- tracking: alphalab's `R.log_metrics` once per step, run end included (the batched async
+  logger flushes there), against one `MlflowClient.log_metric` call per point and against
+  Qlib's `R.log_metrics`; every point is read back (agreement: points stored). Empty runs:
+  `R.start` against `create_run` + `set_terminated`. The store is created before timing.
+- data: six raw fields (open, high, low, close, volume, vwap) of every stock over the whole
+  calendar: `ParquetMarketStore.read` against Qlib's `D.features`. Agreement: share of equal
+  values on 20 sampled stocks.
+- features: the Alpha158 handler (load, 158 expressions + label, DropnaLabel and
+  CSZScoreNorm of the label fitted on the train window), alphalab's with no feature cache,
+  Qlib's with expression and dataset caches off. Agreement: share of equal feature values
+  (relative 1e-4, NaN = NaN) on 20 sampled stocks; differences come from the NaN handling
+  documented in alphalab's operator notes.
+- backtest: shared predictions (Qlib's label plus noise, test segment) through IC and Rank IC
+  by day (`calc_ic` on both sides), and TopkDropout(topk=50, n_drop=5) with the demo's
+  exchange settings over the test segment, price loading and risk analysis included
+  (`backtest` against Qlib's `backtest_daily`). Agreement: daily returns.
+- workflow: the demo workflow (`examples/workflow_lightgbm_alpha158.yaml`, LightGBM on
+  Alpha158, SignalRecord + SigAnaRecord + PortAnaRecord) against the same YAML with Qlib's
+  module paths run by qrun's `workflow` function (what the `qrun` command calls). Time is the
+  whole process, as a user waits for it; the indented rows are phases timed inside the same
+  processes ("rest": start-up, imports, tracking, saving artifacts). alphalab records into a
+  SQLite store created beforehand (MLflow's one-off schema migrations are not counted), Qlib
+  into its `./mlruns` file store. Agreement: the runs' IC, Rank IC and annualised excess
+  return with cost.
+"""
+
+
 def write_docs(doc: dict[str, Any], results_file: Path) -> None:
+    """Rewrite docs/performance.md from a results document."""
     machine = doc["machine"]
     lines = [
         "# Performance: alphalab side by side with Qlib 0.9.7",
         "",
-        "Measured with `make bench` (`benchmarks/run.py --scale medium`): the same simulated "
-        "market (alphalab Parquet store, converted into Qlib's binary layout with "
-        "`write_qlib_dir`), every step in a fresh process per side, alternating sides, "
-        f"median of {doc['repeat']} runs. Time is the step's own timed section (the workflow "
-        "rows: the whole process for end to end, then each phase timed inside it); memory is "
-        "the peak RSS of the process (interpreter and imports included). Ratio = Qlib time / "
-        "alphalab time. Agreement: alphalab/peer. The tracking suite's peers are plain "
-        "`MlflowClient` calls (one `log_metric` per point) and Qlib's `R.log_metrics` "
-        "(per-point calls through its recorder's async caller), both on SQLite.",
+        "Reproduce with `make bench` (the medium scale: 300 stocks x 8 years of the simulated "
+        "market), or `.venv/bin/python benchmarks/run.py --scale small|medium|large "
+        "[--suites data,features] [--repeat 1]`. The first run creates the peer environment "
+        "`benchmarks/.peer-env` (pyqlib 0.9.7 and its dependencies) and the markets under "
+        "`benchmarks/.work/`; later runs reuse both.",
+        "",
+        "The same simulated market is an alphalab Parquet store and, converted with "
+        "`write_qlib_dir`, a Qlib binary directory (the same float32 values). Every step runs "
+        "in a fresh process per side, the sides alternating, and the tables show medians of "
+        f"{doc['repeat']} runs. Time is the step's own timed section unless said otherwise; "
+        "memory is the peak RSS of the process (interpreter and imports included). "
+        "Ratio = peer time / alphalab time (above 1: alphalab is faster). Agreement cells "
+        "read alphalab/peer.",
         "",
         f"Run {doc['started']} UTC, {doc['seconds'] / 60:.1f} minutes in all. Machine: "
         f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gb']} GB RAM, "
         f"{machine['os']}, Python {machine['python']}. The machine was shared with other "
-        "work while it ran (load averages below).",
+        "work while it ran (load averages below), so times carry that noise; the medians and "
+        "the alternation keep both sides under the same conditions.",
         "",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()) + ".",
         "",
     ]
     for size in doc["sizes"]:
-        lines.append(f"## {size['label']}")
-        lines.append("")
+        lines += [f"## {size['label']}", ""]
         for name, entry in size["suites"].items():
             peer = PEER_NAME.get(name, "Qlib 0.9.7")
-            lines.append(f"### {name} (peer: {peer})")
-            lines.append("")
+            lines += [f"### {name} (peer: {peer})", ""]
             if not entry["available"]:
                 lines += [f"Not available: {entry['reason']}.", ""]
                 continue
@@ -533,8 +567,13 @@ def write_docs(doc: dict[str, Any], results_file: Path) -> None:
                 f"Load average (1, 5, 15 min) before {load['before']}, after {load.get('after')}.",
                 "",
             ]
+    if len(doc["sizes"]) > 1:
+        lines += ["## Growth (alphalab | peer)", "", "```", harness.growth_table(doc["sizes"])]
+        lines += ["```", ""]
     lines += [
-        f"Raw numbers (every repetition): `benchmarks/results/{results_file.name}`.",
+        STEP_NOTES,
+        f"Raw numbers (every repetition, per-run load averages): "
+        f"`benchmarks/results/{results_file.name}`.",
         "",
     ]
     DOCS.write_text("\n".join(lines))
@@ -546,7 +585,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--suites", default=",".join(harness.SUITES))
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per side (median)")
     parser.add_argument("--no-docs", action="store_true", help="leave docs/performance.md")
+    parser.add_argument(
+        "--docs-from", metavar="RESULTS.json", help="only rewrite docs/performance.md from it"
+    )
     args = parser.parse_args(argv)
+    if args.docs_from:
+        path = Path(args.docs_from).resolve()
+        doc = json.loads(path.read_text())
+        harness.validate_document(doc)
+        write_docs(doc, path)
+        log(f"docs: {DOCS.relative_to(ROOT)}")
+        return
     suites = [s.strip() for s in args.suites.split(",") if s.strip()]
     unknown = set(suites) - set(harness.SUITES)
     if unknown:
@@ -584,6 +633,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         started=started.strftime("%Y-%m-%d %H:%M"),
         seconds=time.perf_counter() - began,
     )
+    if len(sizes) > 1:
+        log("\n== growth (alphalab | peer) ==")
+        log(harness.growth_table(sizes))
     harness.validate_document(doc)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{args.scale}-{started.strftime('%Y%m%dT%H%M')}.json"

@@ -115,3 +115,15 @@ def test_match_rate_counts_nan_pairs_as_equal() -> None:
     b = np.array([[1.0 + 1e-9, np.nan], [3.0, 5.0]])
     assert harness.match_rate(a, b) == 0.75
     assert math.isnan(harness.match_rate(np.array([]), np.array([])))
+
+
+def test_growth_table_has_a_column_per_size() -> None:
+    sizes = [
+        {"label": f"{n} stocks", "suites": {"features": {"steps": [_step("a", [n], [10 * n])]}}}
+        for n in (1, 2, 3)
+    ]
+    lines = harness.growth_table(sizes).splitlines()
+    assert lines[0].split("  ")[0].strip() == "suite: step"
+    assert "3 stocks" in lines[0]
+    assert lines[2].startswith("features: a")
+    assert "3.00 | 30.00 s, 100 | 900 MB" in lines[2]

@@ -25,5 +25,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests
 	$(BIN)/mypy
 
+# Side by side with Qlib 0.9.7 (its own venv, created once under benchmarks/.peer-env).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py --scale $(or $(SCALE),medium) $(if $(SUITES),--suites $(SUITES)) $(if $(REPEAT),--repeat $(REPEAT))
+
 clean:
 	rm -rf $(VENV) alphalab-runs .pytest_cache .mypy_cache .ruff_cache

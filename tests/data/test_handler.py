@@ -176,7 +176,7 @@ def test_feature_cache_skips_computation(
 
     first = build()
     first.setup_data()
-    cached = list((isolated_settings / "alphalab-runs" / "cache" / "features").glob("*.parquet"))
+    cached = list((isolated_settings / "alphalab-runs" / "cache" / "features").glob("*.arrow"))
     assert len(cached) == 1
 
     def fail(*args, **kwargs):

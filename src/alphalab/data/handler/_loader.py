@@ -220,13 +220,17 @@ def filter_membership(frame: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
     return frame.join(inside, on=list(KEYS), how="semi")
 
 
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> None:
-    """Write ``frame`` so a reader never sees a partial file (temp file, then rename)."""
+def write_cache_atomic(frame: pl.DataFrame, path: Path) -> None:
+    """Write ``frame`` as uncompressed Arrow IPC, so a reader never sees a partial file.
+
+    Arrow IPC reads back memory-mapped, without decoding: a cached run costs little more
+    than the fingerprint of its data.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        frame.write_parquet(tmp)
+        frame.write_ipc(tmp, compression="uncompressed")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -242,7 +246,7 @@ def load_cached(
     cache_dir: Path | None,
     progress: Progress | None = None,
 ) -> tuple[pl.DataFrame, str]:
-    """Load through a Parquet cache (None: no cache); also return the data's cache key.
+    """Load through the feature cache (None: no cache); also return the data's cache key.
 
     The key (see :meth:`QlibDataLoader.cache_key`) doubles as the fingerprint of the data a
     run used: it changes when an expression, the instruments, the range or a value read does.
@@ -251,17 +255,17 @@ def load_cached(
     key = loader.cache_key(store, codes, instruments, start, end)
     if cache_dir is None:
         return loader.load(store, instruments, start, end, progress), key
-    path = cache_dir / "features" / f"{key}.parquet"
+    path = cache_dir / "features" / f"{key}.arrow"
     if path.is_file():
         try:
-            frame = pl.read_parquet(path)
+            frame = pl.read_ipc(path)
             logger.info("Features read from cache %s", path.name)
             return frame, key
         except (OSError, pl.exceptions.PolarsError) as e:
             logger.warning("Ignoring unreadable feature cache %s: %s", path, e)
     frame = loader.load(store, instruments, start, end, progress)
     try:
-        write_parquet_atomic(frame, path)
+        write_cache_atomic(frame, path)
     except OSError as e:
         logger.warning("Could not write the feature cache %s: %s", path, e)
     return frame, key

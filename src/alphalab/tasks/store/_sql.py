@@ -503,6 +503,8 @@ class SqlTaskStore(TaskStore):
         ``SKIP LOCKED``; on SQLite the IMMEDIATE transaction excludes other writers). The
         unfiltered statement is built once and reused.
         """
+        if where is not None and where == TaskFilter():
+            where = None  # no condition: the cached statement serves
         if where is None and self._claim_cache is not None:
             return self._claim_cache
         pick = (

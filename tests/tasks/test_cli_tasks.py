@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from alphalab.cli import app
@@ -87,3 +88,24 @@ def test_qlib_module_paths_resolve_to_alphalab_tasks() -> None:
     assert resolve_class("RollingGen", "qlib.workflow.task.gen") is RollingGen
     assert resolve_class("TaskManager", "qlib.workflow.task.manage") is TaskManager
     assert resolve_class("TrainerRM", "qlib.model.trainer") is TrainerRM
+
+
+def test_force_release_runs_each_task_in_a_fresh_process(tmp_path: Path) -> None:
+    import os
+
+    from alphalab.exceptions import TaskDefinitionError
+    from alphalab.tasks import run_task
+    from alphalab.testing._tasks import pid_task
+
+    uri = f"sqlite:///{tmp_path / 'tasks.db'}"
+    tm = TaskManager("fresh", uri)
+    tm.create_task([{"x": 1}])
+    assert run_task(pid_task, "fresh", uri=uri, force_release=True) == 1
+    (done,) = tm.query()
+    assert isinstance(done.result, int) and done.result != os.getpid()
+
+    def local(task: dict) -> int:
+        return 0
+
+    with pytest.raises(TaskDefinitionError, match="must be a module-level function"):
+        run_task(local, "fresh", uri=uri, force_release=True)

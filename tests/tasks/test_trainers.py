@@ -98,3 +98,25 @@ def test_failed_pool_tasks_are_left_out(tracking_uri: str, small_market: object)
     assert len(recorders) == 1
     (failed,) = TaskManager("rm-bad").query({"status": "failed"})
     assert "NoSuchModel" in (failed.error or "") and failed.attempts == 3
+
+
+def test_delay_phases_through_the_worker_cli(tracking_uri: str, small_market: object) -> None:
+    from typer.testing import CliRunner
+
+    from alphalab.cli import app
+
+    tm = TaskManager("phases")
+    tm.create_task(TASKS[:1])
+    base = ["worker", "--pool", "phases", "--experiment", "ph"]
+    begin = CliRunner().invoke(app, [*base, "--phase", "begin"])
+    assert begin.exit_code == 0, begin.output
+    (task,) = tm.query()
+    assert task.status.value == "part_done"
+    rec = R.get_recorder(recorder_id=task.result)
+    assert rec.list_tags()["train_status"] == "begin_task_train"
+    end = CliRunner().invoke(app, [*base, "--phase", "end"])
+    assert end.exit_code == 0, end.output
+    assert tm.re_query(task.id).status.value == "done"
+    assert R.get_recorder(recorder_id=task.result).list_tags()["train_status"] == "end_task_train"
+    bad = CliRunner().invoke(app, [*base, "--phase", "middle"])
+    assert bad.exit_code == 1 and "--phase must be one of train, begin, end" in bad.output

@@ -38,15 +38,35 @@ def worker(
     poll: Annotated[
         float, typer.Option("--poll", min=0.01, help="Seconds between polls with --wait.")
     ] = 1.0,
+    phase: Annotated[
+        str,
+        typer.Option(
+            "--phase",
+            help="train (default); begin / end: the two phases of DelayTrainerRM pools.",
+        ),
+    ] = "train",
 ) -> None:
     """Train tasks of a pool: claim, run (task_train by default), commit the run id."""
     from alphalab.tasks import WorkerOptions, work
 
+    phases = {
+        "train": ("waiting", "done", False),
+        "begin": ("waiting", "part_done", False),
+        "end": ("part_done", "done", True),
+    }
+    if phase not in phases:
+        raise ConfigError(f"--phase must be one of {', '.join(phases)}; got {phase!r}")
+    default_func = func == "alphalab.tasks:train_task"
+    if phase != "train":
+        if not default_func:
+            raise ConfigError("--phase begin/end runs DelayTrainerRM's functions; drop --func")
+        func = f"alphalab.tasks._trainer:pool_{phase}_train"
     kwargs = {}
     if experiment is not None:
-        if func != "alphalab.tasks:train_task":
+        if not default_func:
             raise ConfigError("--experiment applies to the default task function only")
         kwargs["experiment_name"] = experiment
+    before, after, with_record = phases[phase]
     options = WorkerOptions(
         pool=pool,
         uri=uri,
@@ -56,6 +76,9 @@ def worker(
         wait=wait,
         lease_seconds=lease,
         poll_interval=poll,
+        before_status=before,
+        after_status=after,
+        with_record=with_record,
     )
     ran = work(options, concurrency=concurrency)
     typer.echo(f"Worker finished: {ran} task(s) run from pool {pool!r}")

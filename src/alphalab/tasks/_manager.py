@@ -48,8 +48,8 @@ def new_worker_id() -> str:
 class Heartbeat:
     """Renew the leases of the tasks a worker holds, from one background thread.
 
-    The thread starts with the first tracked task and lives as long as the process (a daemon
-    idling between beats), so claiming many short tasks costs no thread start or join.
+    The thread starts with the first tracked task and ends at the first beat with no task
+    held, so claiming many short tasks costs no thread start or join per task.
     :meth:`lost` says whether the store refused a renewal (the lease expired and another
     worker took the task); the worker must then not commit a result.
     """
@@ -66,7 +66,7 @@ class Heartbeat:
         """Start renewing the lease of ``task_id``."""
         with self._lock:
             self._tasks[task_id] = False
-            if self._thread is None or not self._thread.is_alive():
+            if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name=f"alphalab-heartbeat-{self._worker_id}", daemon=True
                 )
@@ -87,6 +87,9 @@ class Heartbeat:
         while True:
             time.sleep(interval)
             with self._lock:
+                if not self._tasks:  # idle: end; the next track() starts a new thread
+                    self._thread = None
+                    return
                 held = [task_id for task_id, lost in self._tasks.items() if not lost]
             for task_id in held:
                 try:

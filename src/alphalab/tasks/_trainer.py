@@ -217,9 +217,10 @@ def pool_train(
     return result_value(train_func(task_def, experiment_name, **kwargs))
 
 
-def pool_begin_train(task_def: Mapping[str, Any], experiment_name: str) -> str:
+def pool_begin_train(task_def: Mapping[str, Any], experiment_name: str | None = None) -> str:
     """Task function of :class:`DelayTrainerRM`'s first phase: record the task in a run."""
-    return begin_task_train(task_def, experiment_name).id
+    name = experiment_name or get_settings().experiment_name
+    return begin_task_train(task_def, name).id
 
 
 def pool_end_train(record: TaskRecord, experiment_name: str | None = None) -> str:

@@ -408,3 +408,8 @@ def tiny_task(
     if records:
         task["record"] = [{"class": "SignalRecord", "module_path": "alphalab.workflow"}]
     return task
+
+
+def pid_task(task: dict[str, Any], **_: Any) -> int:
+    """Return the id of the process that ran the task."""
+    return os.getpid()

@@ -74,7 +74,14 @@ _tasks = sa.Table(
     sa.Column("traceback", sa.Text, nullable=True),
     sa.Column("result", sa.JSON, nullable=True),
     sa.UniqueConstraint("pool", "task_hash", name="uq_alphalab_tasks_pool_hash"),
-    sa.Index("ix_alphalab_tasks_claim", "pool", "status", "priority", "id"),
+)
+#: Claims read the next task in (priority DESC, id) order straight from this index.
+sa.Index(
+    "ix_alphalab_tasks_claim",
+    _tasks.c.pool,
+    _tasks.c.status,
+    _tasks.c.priority.desc(),
+    _tasks.c.id,
 )
 _meta = sa.Table(
     META_TABLE,
@@ -503,6 +510,8 @@ class SqlTaskStore(TaskStore):
         ``SKIP LOCKED``; on SQLite the IMMEDIATE transaction excludes other writers). The
         unfiltered statement is built once and reused.
         """
+        if where is not None and where == TaskFilter():
+            where = None  # no condition: the cached statement serves
         if where is None and self._claim_cache is not None:
             return self._claim_cache
         pick = (

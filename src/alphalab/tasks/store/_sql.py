@@ -139,14 +139,6 @@ def _conditions(pool: str, where: TaskFilter | None) -> list[Any]:
     return conds
 
 
-def _asynchronous_commit(dbapi_connection: Any, _record: Any) -> None:
-    """Connection hook: do not wait for the WAL flush on this (claims-only) connection."""
-    autocommit = dbapi_connection.autocommit
-    dbapi_connection.autocommit = True
-    dbapi_connection.execute("SET synchronous_commit = off")
-    dbapi_connection.autocommit = autocommit
-
-
 def _conditions_only(where: TaskFilter | None) -> list[Any]:
     """The conditions of ``where`` without the pool condition."""
     return [] if where is None else _conditions("", where)[1:]
@@ -196,12 +188,6 @@ class SqlTaskStore(TaskStore):
         self._postgres = is_postgres_uri(uri)
         self._engine = self._create_engine(uri)
         self._auto_engine = self._engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._fast_engine = self._auto_engine
-        if self._postgres:
-            self._fast_engine = self._create_engine(uri).execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
-            event.listen(self._fast_engine.engine, "connect", _asynchronous_commit)
         self._last_expiry: dict[str, float] = {}
         self._claim_cache: Any = None
         self._complete_statements = {owned: _complete_statement(owned) for owned in (False, True)}
@@ -251,17 +237,14 @@ class SqlTaskStore(TaskStore):
 
         return engine
 
-    def _write(self, fn: Callable[[Connection], T], *, single: str | None = None) -> T:
+    def _write(self, fn: Callable[[Connection], T], *, single: bool = False) -> T:
         """Run ``fn`` in a writing transaction, retrying lock timeouts and deadlocks.
 
         ``single`` marks ``fn`` as one self-contained statement: on PostgreSQL it then runs in
-        autocommit mode (one round trip instead of BEGIN/statement/COMMIT); ``"fast"`` also
-        skips waiting for the WAL flush (claims and lease renewals: losing one takes a server
-        crash and only makes the task claimable again, which the ownership check on commit
-        handles), ``"durable"`` keeps it (results).
+        autocommit mode (one round trip instead of BEGIN/statement/COMMIT), still durable.
         """
-        if self._postgres and single is not None:
-            engine = self._fast_engine if single == "fast" else self._auto_engine
+        if self._postgres and single:
+            engine = self._auto_engine
             with_transaction = False
         else:
             engine = self._engine.execution_options(alphalab_write=True)
@@ -343,11 +326,11 @@ class SqlTaskStore(TaskStore):
     def forget_connections(self) -> None:
         """Drop pooled connections without closing them (in a forked child process)."""
         self._engine.dispose(close=False)
-        self._fast_engine.engine.dispose(close=False)
+        self._auto_engine.engine.dispose(close=False)
 
     def close(self) -> None:
         self._engine.dispose()
-        self._fast_engine.engine.dispose()
+        self._auto_engine.engine.dispose()
 
     # ----- lease expiry -----------------------------------------------------------------------
 
@@ -501,7 +484,7 @@ class SqlTaskStore(TaskStore):
             ).first()
             return None if row is None else _record(row)
 
-        return self._write(run, single="fast")
+        return self._write(run, single=True)
 
     def _claim_statement(self, where: TaskFilter | None) -> Any:
         """``UPDATE ... WHERE id = (next claimable task) RETURNING *`` with bound values.
@@ -558,7 +541,7 @@ class SqlTaskStore(TaskStore):
             ).rowcount
             return bool(count)
 
-        return self._write(run, single="fast")
+        return self._write(run, single=True)
 
     def _owned(self, task_id: int, worker_id: str | None) -> list[Any]:
         conds = [_tasks.c.id == task_id, _tasks.c.status == TaskStatus.RUNNING.value]
@@ -592,7 +575,7 @@ class SqlTaskStore(TaskStore):
             values = {**params, "p_now": now, "p_finished": finished}
             return bool(conn.execute(statement, values).rowcount)
 
-        return self._write(run, single="durable")
+        return self._write(run, single=True)
 
     def fail(
         self,

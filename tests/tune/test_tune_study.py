@@ -137,7 +137,7 @@ def test_serial_study_outputs_and_best_config_reproduces(
         tuners=[
             {
                 "name": "lgb",
-                "n_trials": 3,
+                "n_trials": 2,
                 "sampler": {"type": "tpe", "seed": 1},
                 "pruner": "none",
                 "space": LGB_SPACE,
@@ -154,7 +154,7 @@ def test_serial_study_outputs_and_best_config_reproduces(
     storage = f"sqlite:///{tmp_path / 'alphalab-runs' / 'tasks.db'}"
     lgb = _trials("serial/lgb", storage)
     data = _trials("serial/data", storage)
-    assert [t.state.name for t in lgb] == ["COMPLETE"] * 3
+    assert [t.state.name for t in lgb] == ["COMPLETE"] * 2
     assert sorted(t.params["task.model.kwargs.min_data_in_leaf"] for t in data) == [10, 40]
     _check_runs(result, lgb + data)
 
@@ -195,21 +195,21 @@ def test_serial_study_outputs_and_best_config_reproduces(
     with pytest.raises(TuneError, match="already exists in the tuning storage; pass --resume"):
         run_tune(load_tune_config(path))
 
-    # `alphalab tune FILE --resume --n-trials 4` tops the first tuner up to 4 trials; the grid
+    # `alphalab tune FILE --resume --n-trials 3` tops the first tuner up to 3 trials; the grid
     # tuner is complete already (its grid has 2 points).
     more = CliRunner().invoke(
-        app, ["tune", str(path), "--resume", "--n-trials", "4"], env={"COLUMNS": "200"}
+        app, ["tune", str(path), "--resume", "--n-trials", "3"], env={"COLUMNS": "200"}
     )
     assert more.exit_code == 0, more.output
     assert "Tune study serial" in more.output
-    assert len(_trials("serial/lgb", storage)) == 4
+    assert len(_trials("serial/lgb", storage)) == 3
     assert len(_trials("serial/data", storage)) == 2
-    assert len(R.get_recorder(recorder_id=result.parent_run_id).list_children()) == 6
+    assert len(R.get_recorder(recorder_id=result.parent_run_id).list_children()) == 5
 
     shown = CliRunner().invoke(app, ["tune", "show", "serial"], env={"COLUMNS": "250"})
     assert shown.exit_code == 0, shown.output
     assert "Study serial/lgb" in shown.output and "Study serial/data" in shown.output
-    assert shown.output.count("COMPLETE") == 6
+    assert shown.output.count("COMPLETE") == 5
     assert set(study_trials("serial")) == {"serial/lgb", "serial/data"}
     missing = CliRunner().invoke(app, ["tune", "show", "nope"])
     assert missing.exit_code == 1
@@ -318,7 +318,7 @@ def _parallel_study(folder: Path, provider_uri: str, storage: str, name: str) ->
         tuners=[
             {
                 "name": "lgb",
-                "n_trials": 4,
+                "n_trials": 3,
                 "sampler": {"type": "tpe", "seed": 2},
                 "pruner": "none",
                 "space": LGB_SPACE,
@@ -327,9 +327,9 @@ def _parallel_study(folder: Path, provider_uri: str, storage: str, name: str) ->
     )
     result = run_tune(load_tune_config(path), workers=2)
     trials = _trials(f"{name}/lgb", storage)
-    assert sorted(t.number for t in trials) == [0, 1, 2, 3]  # none lost, none extra
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
-    assert len({t.user_attrs["alphalab.run_id"] for t in trials}) == 4
+    assert sorted(t.number for t in trials) == [0, 1, 2]  # none lost, none extra
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert len({t.user_attrs["alphalab.run_id"] for t in trials}) == 3
     _check_runs(result, trials)
     assert result.best is not None
     assert result.best["best_value"] == pytest.approx(max(t.value for t in trials))
@@ -360,7 +360,7 @@ def test_resume_after_the_process_is_killed(
         tuners=[
             {
                 "name": "lgb",
-                "n_trials": 3,
+                "n_trials": 2,
                 "sampler": {"type": "random", "seed": 4},
                 "pruner": "none",
                 "space": LGB_SPACE,
@@ -398,7 +398,7 @@ def test_resume_after_the_process_is_killed(
     result = run_tune(load_tune_config(path), resume=True)
     trials = _trials("killed/lgb", storage)
     states = [t.state.name for t in trials]
-    assert states == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
+    assert states == ["COMPLETE", "FAIL", "COMPLETE"]
     killed, retry = trials[1], trials[2]
     assert retry.params == killed.params  # the killed trial was run again: nothing lost
     assert retry.system_attrs["failed_trial"] == 1
@@ -409,5 +409,5 @@ def test_resume_after_the_process_is_killed(
     assert result.best["best_value"] == pytest.approx(max(t.value for t in complete))
     parent = R.get_recorder(recorder_id=result.parent_run_id)
     assert parent.status is RecorderStatus.FINISHED
-    assert len(parent.list_children()) == 4
+    assert len(parent.list_children()) == 3
     assert not math.isnan(result.best["best_value"])

@@ -25,7 +25,7 @@ import pandas as pd
 from alphalab.config import get_settings, init
 from alphalab.exceptions import ConfigError, TuneError
 from alphalab.logging import get_logger
-from alphalab.tracking import R, Recorder
+from alphalab.tracking import R
 from alphalab.tune._config import TuneConfig, TunerSpec
 from alphalab.tune._objective import ATTR_ERROR, ATTR_PARENT_RUN, TrialObjective, dump_workflow
 from alphalab.tune._outputs import (
@@ -45,6 +45,7 @@ from alphalab.tune._study import (
     open_storage,
     optuna_module,
     run_trials,
+    slot,
     study_key,
     trial_budget,
 )
@@ -123,18 +124,11 @@ def _load_or_create_study(
     config: TuneConfig,
     tuner: TunerSpec,
     storage: optuna.storages.RDBStorage,
-    resume: bool,
     seed_offset: int,
 ) -> optuna.Study:
     optuna = optuna_module()
     name = study_key(config.study_name, tuner.name)
     direction = config.criterion.direction
-    existing = name in optuna.get_all_study_names(storage)
-    if existing and not resume:
-        raise TuneError(
-            f"Study {name!r} already exists in the tuning storage; pass --resume to continue "
-            "it, or choose another study name (study.name in the TUNE file)"
-        )
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -202,7 +196,6 @@ def _run_tuner(
     parent_run_id: str,
     storage_url: str,
     workers: int,
-    resume: bool,
     progress: ProgressFn | None,
 ) -> optuna.Study:
     tuner = config.tuners[index]
@@ -216,13 +209,13 @@ def _run_tuner(
     name = study_key(config.study_name, tuner.name)
     previous = (
         len(optuna.load_study(study_name=name, storage=storage).trials)
-        if resume and name in optuna.get_all_study_names(storage)
+        if name in optuna.get_all_study_names(storage)
         else 0
     )
-    study = _load_or_create_study(config, tuner, storage, resume, previous)
-    study.set_user_attr(ATTR_PARENT_RUN, parent_run_id)
-    if resume:
-        optuna.storages.fail_stale_trials(study)
+    study = _load_or_create_study(config, tuner, storage, previous)
+    if study.user_attrs.get(ATTR_PARENT_RUN) != parent_run_id:
+        study.set_user_attr(ATTR_PARENT_RUN, parent_run_id)
+    optuna.storages.fail_stale_trials(study)
     budget = trial_budget(tuner)
     if count_trials(study) >= budget:
         return study
@@ -284,25 +277,44 @@ def _run_tuner(
     return study
 
 
-def _start_parent(
-    config: TuneConfig, storage_url: str, resume: bool
-) -> contextlib.AbstractContextManager[Recorder]:
-    """Open the study's parent run, or reattach to it when resuming."""
-    if resume:
-        optuna = optuna_module()
-        storage = open_storage(storage_url, heartbeat_interval=None)
-        names = set(optuna.get_all_study_names(storage))
-        for tuner in config.tuners:
-            name = study_key(config.study_name, tuner.name)
-            if name in names:
-                run_id = optuna.load_study(study_name=name, storage=storage).user_attrs.get(
-                    ATTR_PARENT_RUN
+def _parent_run_id(config: TuneConfig, storage_url: str, resume: bool) -> str:
+    """The id of the study's parent run, found in the studies or created.
+
+    Creation happens under the study's lock together with the first tuner's study, so
+    ``--resume`` started on several machines at once ends up with one parent run.
+
+    Raises:
+        TuneError: when the study exists and ``resume`` is False.
+    """
+    optuna = optuna_module()
+    storage = open_storage(storage_url, heartbeat_interval=None)
+    lock = SlotLock(storage_url, f"{config.study_name}#parent")
+    try:
+        with slot(lock):
+            names = set(optuna.get_all_study_names(storage))
+            existing = [
+                study_key(config.study_name, t.name)
+                for t in config.tuners
+                if study_key(config.study_name, t.name) in names
+            ]
+            if existing and not resume:
+                raise TuneError(
+                    f"Study {existing[0]!r} already exists in the tuning storage; pass "
+                    "--resume to continue it, or choose another study name (study.name in "
+                    "the TUNE file)"
                 )
+            for name in existing:
+                study = optuna.load_study(study_name=name, storage=storage)
+                run_id = study.user_attrs.get(ATTR_PARENT_RUN)
                 if run_id:
-                    return R.start(
-                        experiment_name=config.experiment_name, recorder_id=run_id, resume=True
-                    )
-    return R.start(experiment_name=config.experiment_name, recorder_name=config.study_name)
+                    return str(run_id)
+            exp = R.get_exp_manager().get_exp(experiment_name=config.experiment_name)
+            run = exp.create_recorder(config.study_name)
+            first = _load_or_create_study(config, config.tuners[0], storage, 0)
+            first.set_user_attr(ATTR_PARENT_RUN, run.id)
+            return run.id
+    finally:
+        lock.close()
 
 
 def run_tune(
@@ -338,7 +350,13 @@ def run_tune(
     results: list[TunerResult] = []
     artifacts: list[Path] = []
     overrides: dict[str, Any] = {}
-    with _quiet_inner_progress(), _start_parent(config, storage_url, resume) as parent:
+    parent_id = _parent_run_id(config, storage_url, resume)
+    with (
+        _quiet_inner_progress(),
+        R.start(
+            experiment_name=config.experiment_name, recorder_id=parent_id, resume=True
+        ) as parent,
+    ):
         parent.set_tags(
             **{
                 "alphalab.tune.study": config.study_name,
@@ -349,9 +367,7 @@ def run_tune(
         )
         for index, tuner in enumerate(config.tuners):
             base = overrides if tuner.inherit_best else {}
-            study = _run_tuner(
-                config, index, base, parent.id, storage_url, workers, resume, progress
-            )
+            study = _run_tuner(config, index, base, parent.id, storage_url, workers, progress)
             folder = config.output_dir / tuner.name
             summary = best_summary(study, tuner.name)
             states = _state_counts(study)

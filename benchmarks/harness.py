@@ -111,7 +111,7 @@ def format_table(steps: Sequence[Mapping[str, Any]], markdown: bool = False) -> 
     if markdown:
         lines = ["| " + " | ".join(TABLE_HEADER) + " |"]
         lines.append("|" + "|".join(["---"] + ["---:"] * 5 + ["---"]) + "|")
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
         return "\n".join(lines)
     widths = [max(len(str(c)) for c in col) for col in zip(TABLE_HEADER, *rows, strict=False)]
     lines = []

@@ -124,7 +124,7 @@ PEER_NAME = {"tracking": "MLflow client, Qlib's R"}
 WORKFLOW_PHASES = ("features", "fit", "SignalRecord", "SigAnaRecord", "PortAnaRecord")
 #: Metric points and empty runs of the tracking suite per scale (one log_metric call per
 #: point costs ~10 ms on SQLite, so the peer's side grows fast).
-TRACKING = {"small": (1000, 20), "medium": (3000, 50), "large": (10000, 100)}
+TRACKING = {"small": (500, 20), "medium": (1000, 50), "large": (10000, 100)}
 
 
 def log(message: str) -> None:

@@ -67,6 +67,13 @@ def test_markdown_table_has_one_row_per_step() -> None:
     assert all(line.count("|") == 8 for line in lines)
 
 
+def test_markdown_table_escapes_pipes_in_cells() -> None:
+    step = harness.step_entry("a", [{"seconds": 1.0}], [{"seconds": 2.0}], {"max|d|": "1e-6"})
+    row = harness.format_table([step], markdown=True).splitlines()[2]
+    assert "max\\|d\\|" in row
+    assert row.replace("\\|", "").count("|") == 8
+
+
 def test_results_document_round_trips_through_json() -> None:
     size = {
         "label": "3 stocks",

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from alphalab.cli._console import console
 from alphalab.config import ENV_VARS, load_workflow, resolve_class, resolve_settings
 
 app = typer.Typer(help="Show settings and validate workflow files.", no_args_is_help=True)
-console = Console()
 
 
 @app.command("show")

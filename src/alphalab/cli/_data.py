@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from alphalab.cli._console import console
 
 if TYPE_CHECKING:
     from alphalab.data import MarketStore
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
 app = typer.Typer(
     help="Market data: the simulated market, CSV and Qlib imports, info.", no_args_is_help=True
 )
-console = Console()
 
 
 def _human(size: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -12,24 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from alphalab.cli._console import console
 from alphalab.config import get_settings, is_postgres_uri, sqlalchemy_url, uri_scheme
 from alphalab.exceptions import MissingDependencyError
 
 app = typer.Typer(help="List, inspect, delete and recover tracked experiments and runs.")
 
-
-class _Console:
-    """A Rich console made per call, honouring COLUMNS even on a dumb terminal."""
-
-    def print(self, *args: Any, **kwargs: Any) -> None:
-        columns = os.environ.get("COLUMNS", "")
-        Console(width=int(columns) if columns.isdigit() else None).print(*args, **kwargs)
-
-
-console = _Console()
 
 UriOption = Annotated[
     str | None, typer.Option("--uri", help="Tracking URI (default: the configured one).")

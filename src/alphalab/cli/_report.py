@@ -7,13 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from alphalab.cli._console import console
 from alphalab.config import RUNS_DIR_NAME
 from alphalab.tracking import R
 from alphalab.workflow import write_run_report
-
-console = Console()
 
 
 def report(

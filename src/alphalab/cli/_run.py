@@ -8,15 +8,13 @@ from typing import Annotated
 
 import pandas as pd
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from alphalab.cli._console import console
 from alphalab.config import RUNS_DIR_NAME
 from alphalab.exceptions import NotFoundError
 from alphalab.tracking import R, Recorder
 from alphalab.workflow import RunSummary, compare_metrics, parse_overrides, run_workflow
-
-console = Console()
 
 _SHORT_NAMES = {
     "1day.excess_return_without_cost.annualized_return": "ann. return (no cost)",
@@ -54,15 +52,14 @@ def print_summary(summary: RunSummary) -> None:
 
 
 def comparison_table(rows: dict[str, pd.DataFrame], title: str) -> Table:
-    """A table of ``mean ± std`` per workflow (rows) and summary metric (columns)."""
+    """A table of ``mean ± std`` per summary metric (rows) and workflow or run (columns)."""
     table = Table(title=title)
-    table.add_column("workflow")
-    metrics = list(next(iter(rows.values())).index)
-    for metric in metrics:
-        table.add_column(short_name(metric), justify="right")
-    for name, stats in rows.items():
+    table.add_column("metric")
+    for name in rows:
+        table.add_column(name, justify="right", overflow="fold")
+    for metric in next(iter(rows.values())).index:
         cells = []
-        for metric in metrics:
+        for stats in rows.values():
             mean, std = stats.loc[metric, "mean"], stats.loc[metric, "std"]
             if pd.isna(mean):
                 cells.append("-")
@@ -70,7 +67,7 @@ def comparison_table(rows: dict[str, pd.DataFrame], title: str) -> Table:
                 cells.append(f"{mean:.4f}")
             else:
                 cells.append(f"{mean:.4f} ± {std:.4f}")
-        table.add_row(name, *cells)
+        table.add_row(short_name(metric), *cells)
     return table
 
 

@@ -13,12 +13,11 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from alphalab._progress import progress_enabled
+from alphalab.cli._console import console
 from alphalab.tune import TuneResult, load_tune_config, run_tune, study_trials
 
 if TYPE_CHECKING:
     import optuna
-
-console = Console()
 
 
 class _DefaultRunGroup(TyperGroup):

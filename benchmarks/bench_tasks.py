@@ -114,9 +114,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--cpu-tasks", type=int, default=16)
     parser.add_argument("--cpu-seconds", type=float, default=0.25)
-    parser.add_argument(
-        "--pg-url", default=os.environ.get("ALPHALAB_TEST_PG_URL", DEFAULT_PG_URL)
-    )
+    parser.add_argument("--pg-url", default=os.environ.get("ALPHALAB_TEST_PG_URL", DEFAULT_PG_URL))
     parser.add_argument("--no-postgres", action="store_true")
     args = parser.parse_args()
     print(f"CPU cores: {os.cpu_count()}")

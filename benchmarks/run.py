@@ -393,8 +393,10 @@ def run_suite(
         "steps": [],
         "load_average": {"before": harness.load_average()},
     }
-    if importlib.util.find_spec(SUITE_MODULE[suite]) is None or not SUITE_STEPS[suite]:
+    if importlib.util.find_spec(SUITE_MODULE[suite]) is None:
         entry.update(available=False, reason=f"{SUITE_MODULE[suite]} does not exist yet")
+    elif not SUITE_STEPS[suite]:
+        entry.update(available=False, reason=f"no side-by-side steps for {suite} yet")
         return entry
     steps_, runs = TRACKING[scale]
     spec = {**spec, "tracking_steps": steps_, "empty_runs": runs}

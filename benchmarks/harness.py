@@ -6,11 +6,14 @@ can all import it. ``benchmarks/`` is not a package: import this file by path.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import statistics
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 #: Version of the JSON layout written under ``benchmarks/results/``.
@@ -268,3 +271,14 @@ def match_rate(a: Any, b: Any, rtol: float = 1e-4, atol: float = 1e-5) -> float:
         return float("nan")
     same = np.isclose(a, b, rtol=rtol, atol=atol) | (np.isnan(a) & np.isnan(b))
     return float(same.mean())
+
+
+def run_step(steps: Mapping[str, Callable[[dict[str, Any]], dict[str, Any]]]) -> None:
+    """Entry point of a step script: ``STEP SPEC.json OUT.json``; writes the step's result."""
+    step, spec_path, out_arg = sys.argv[1:4]
+    out_path = Path(out_arg).resolve()  # a step may change the working directory
+    spec = json.loads(Path(spec_path).read_text())
+    result = steps[step](spec)
+    result["load_average"] = list(os.getloadavg())
+    result["peak_mb"] = peak_rss_mb()
+    out_path.write_text(json.dumps(result, default=float))

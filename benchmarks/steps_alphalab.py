@@ -10,10 +10,7 @@ environments may run different pandas versions).
 from __future__ import annotations
 
 import atexit
-import json
-import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -236,15 +233,5 @@ STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 
 
-def main() -> None:
-    step, spec_path, out_arg = sys.argv[1:4]
-    out_path = Path(out_arg).resolve()  # a step may change the working directory
-    spec = json.loads(Path(spec_path).read_text())
-    result = STEPS[step](spec)
-    result["load_average"] = list(os.getloadavg())
-    result["peak_mb"] = harness.peak_rss_mb()
-    out_path.write_text(json.dumps(result, default=float))
-
-
 if __name__ == "__main__":
-    main()
+    harness.run_step(STEPS)

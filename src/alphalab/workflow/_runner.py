@@ -172,7 +172,7 @@ def _summary(
         run_id=recorder.id,
         run_name=recorder.name,
         experiment_name=R.get_exp(experiment_id=recorder.experiment_id).name,
-        status=str(recorder.status.value if hasattr(recorder.status, "value") else recorder.status),
+        status=recorder.status.value,
         metrics={k: metrics[k] for k in SUMMARY_METRICS if k in metrics},
         phases=dict(phases),
         artifact_uri=recorder.get_local_dir(),

@@ -109,6 +109,46 @@ def test_fitted_processors_learn_only_from_the_fit_window(model_market_store) ->
     assert abs(infer.loc[:"2018-12-31", "F1"].astype("float64").mean()) < 1e-6
 
 
+class _WholeFrameZScore(ZScoreNorm):
+    """The same statistics, declared not date-local: the handler must process every row."""
+
+    date_local = False
+
+
+@pytest.mark.parametrize("selector", [slice("2019-03-01", "2019-06-30"), "2019-05-06"])
+def test_learn_view_made_per_date_range_equals_processing_every_row(
+    model_market_store, selector
+) -> None:
+    learn = [
+        "DropnaLabel",
+        {"class": "ZScoreNorm", "kwargs": {"fields_group": "feature"}},
+        {"class": "CSZScoreNorm", "kwargs": {"fields_group": "label"}},
+    ]
+    common = {
+        "instruments": "csi300",
+        "start_time": "2018-01-01",
+        "end_time": "2019-12-31",
+        "fit_start_time": "2018-01-01",
+        "fit_end_time": "2018-12-31",
+        "data_loader": loader(["$close/Ref($close, 1) - 1", "Log($volume)"]),
+        "store": model_market_store,
+        "cache": False,
+    }
+    lazy = DataHandlerLP(**common, learn_processors=learn)
+    whole_frame = [learn[0], _WholeFrameZScore(fields_group="feature"), learn[2]]
+    eager = DataHandlerLP(**common, learn_processors=whole_frame)
+    lazy.setup_data()
+    eager.setup_data()
+    assert DataHandlerLP.DK_L not in lazy._views and DataHandlerLP.DK_L in eager._views
+    assert lazy.processors["learn"][1].mean_ == pytest.approx(eager.processors["learn"][1].mean_)
+    codes = sorted(lazy.fetch(data_key=DataHandlerLP.DK_I).index.unique("instrument"))[:3]
+    for level, sel in (("datetime", selector), ("instrument", codes)):
+        got = lazy.fetch(sel, level=level, data_key=DataHandlerLP.DK_L)
+        want = eager.fetch(sel, level=level, data_key=DataHandlerLP.DK_L)
+        assert len(got) > 0
+        pd.testing.assert_frame_equal(got, want)
+
+
 def test_independent_process_type_and_bad_chains(model_market_store) -> None:
     common = {
         "instruments": "csi300",

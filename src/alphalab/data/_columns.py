@@ -73,15 +73,20 @@ def to_pandas(frame: pl.DataFrame, columns: Sequence[str], squeeze: bool = False
     if not selected.get_column("datetime").is_sorted():  # handler frames are kept sorted
         selected = selected.sort(KEYS)
     values = selected.select(columns).fill_null(float("nan")).to_numpy() if columns else None
-    index = pd.MultiIndex.from_arrays(
-        [
-            pd.DatetimeIndex(selected["datetime"].cast(pl.Datetime("ns")).to_numpy()),
-            pd.Index(selected["instrument"].to_numpy(), dtype=object),
-        ],
-        names=list(KEYS),
-    )
+    index = keys_to_index(selected)
     if squeeze:
         names = [split_column(c)[1] for c in columns]
         return pd.DataFrame(values, index=index, columns=pd.Index(names), copy=False)
     header = pd.MultiIndex.from_tuples([split_column(c) for c in columns])
     return pd.DataFrame(values, index=index, columns=header, copy=False)
+
+
+def keys_to_index(frame: pl.DataFrame) -> pd.MultiIndex:
+    """The (datetime, instrument) index of a frame's rows, in their order."""
+    return pd.MultiIndex.from_arrays(
+        [
+            pd.DatetimeIndex(frame["datetime"].cast(pl.Datetime("ns")).to_numpy()),
+            pd.Index(frame["instrument"].to_numpy(), dtype=object),
+        ],
+        names=list(KEYS),
+    )

@@ -38,6 +38,25 @@ def date_filter(start: Any = None, end: Any = None, col: str = "datetime") -> pl
     return predicate
 
 
+def date_slice(frame: pl.DataFrame, start: Any = None, end: Any = None) -> pl.DataFrame:
+    """The rows with ``start <= datetime <= end`` (either bound may be None).
+
+    A zero-copy slice when ``frame`` is sorted by ``datetime`` (handler views are), a filtered
+    copy otherwise.
+    """
+    dates = frame.get_column("datetime")
+    if not dates.is_sorted():
+        return frame.filter(date_filter(start, end))
+    low, high = to_timestamp(start, "start date"), to_timestamp(end, "end date")
+    first = 0 if low is None else int(dates.search_sorted(low.to_pydatetime(), side="left"))
+    stop = (
+        frame.height
+        if high is None
+        else int(dates.search_sorted(high.to_pydatetime(), side="right"))
+    )
+    return frame.slice(first, max(stop - first, 0))
+
+
 def as_date_str(value: Any) -> str | None:
     """Render a date as ``YYYY-MM-DD`` (for cache keys and messages)."""
     stamp = to_timestamp(value)

@@ -6,12 +6,15 @@ Models report each boosting round or epoch through :func:`alphalab._training.rep
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
-from alphalab.exceptions import DataError
+from alphalab.data._columns import KEYS, keys_to_index, split_column
+from alphalab.exceptions import ConfigError, DataError
 
 
 class BaseModel:
@@ -60,3 +63,43 @@ def check_labels(y: np.ndarray, segment: str) -> None:
 def segment_names(dataset: Any) -> list[str]:
     """Names of the dataset's segments (empty when it has none)."""
     return list(getattr(dataset, "segments", {}) or {})
+
+
+@dataclass
+class SegmentArrays:
+    """One segment as arrays, the shape tree and linear models train and predict on.
+
+    ``x`` is float32 with NaN where a value is missing; ``y`` has one float64 column per
+    label (None when labels were not read); ``keys`` holds the rows' datetime and instrument.
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None
+    feature_names: list[str]
+    keys: pl.DataFrame
+
+    @property
+    def index(self) -> pd.MultiIndex:
+        """The rows as Qlib's (datetime, instrument) index."""
+        return keys_to_index(self.keys)
+
+
+def segment_arrays(
+    dataset: Any, segment: str, data_key: str, *, labels: bool = True
+) -> SegmentArrays:
+    """Read a segment of ``dataset`` straight into arrays.
+
+    No pandas frame is made on the way: it would be one more copy of the segment while a
+    model is being built.
+    """
+    if not hasattr(dataset, "prepare_polars"):
+        raise ConfigError(
+            f"This model needs an alphalab dataset (DatasetH, TSDatasetH); got {dataset!r}"
+        )
+    col_set = ["feature", "label"] if labels else "feature"
+    frame = dataset.prepare_polars(segment, col_set=col_set, data_key=data_key)
+    features = [c for c in frame.columns if split_column(c)[0] == "feature"]
+    label_cols = [c for c in frame.columns if split_column(c)[0] == "label"]
+    x = frame.select(features).to_numpy()
+    y = frame.select(label_cols).cast(pl.Float64).to_numpy() if labels else None
+    return SegmentArrays(x, y, [split_column(c)[1] for c in features], frame.select(KEYS))

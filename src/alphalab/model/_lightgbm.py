@@ -8,25 +8,32 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from alphalab._memory import release_free_memory
 from alphalab._progress import make_progress
 from alphalab._training import report_training
 from alphalab.data.handler import DataHandlerLP
 from alphalab.exceptions import ConfigError, DataError
-from alphalab.model._base import ModelFT, check_labels, segment_names
+from alphalab.model._base import (
+    ModelFT,
+    SegmentArrays,
+    check_labels,
+    segment_arrays,
+    segment_names,
+)
 
 _OBJECTIVES = {"mse": "regression", "binary": "binary"}
 
 
-def _xy(frame: pd.DataFrame, segment: str) -> tuple[pd.DataFrame, np.ndarray]:
-    x, y = frame["feature"], frame["label"]
-    if y.shape[1] != 1:
+def _train_arrays(dataset: Any, segment: str) -> SegmentArrays:
+    data = segment_arrays(dataset, segment, DataHandlerLP.DK_L)
+    assert data.y is not None
+    if data.y.shape[1] != 1:
         raise DataError(
-            f"LGBModel trains on one label column; the {segment!r} segment has {y.shape[1]} "
-            f"({list(y.columns)})"
+            f"LGBModel trains on one label column; the {segment!r} segment has {data.y.shape[1]}"
         )
-    labels = y.to_numpy().ravel()
-    check_labels(labels, segment)
-    return x, labels
+    data.y = data.y.ravel()
+    check_labels(data.y, segment)
+    return data
 
 
 class LGBModel(ModelFT):
@@ -62,23 +69,37 @@ class LGBModel(ModelFT):
             )
         return {"objective": _OBJECTIVES[self.loss], "verbosity": -1, **self.params}
 
-    def _datasets(self, dataset: Any, reweighter: Any) -> tuple[lgb.Dataset, lgb.Dataset | None]:
+    def _datasets(
+        self, dataset: Any, reweighter: Any, keep_raw: bool
+    ) -> tuple[lgb.Dataset, lgb.Dataset | None]:
+        """LightGBM's binned datasets, built segment by segment as they are read.
+
+        Each segment's float32 matrix is freed once binned, before the next is read, unless
+        ``keep_raw`` (continuing a booster needs the raw rows to score them).
+        """
         if "train" not in segment_names(dataset):
             raise DataError("LGBModel.fit needs a 'train' segment in the dataset")
-        has_valid = "valid" in segment_names(dataset)
-        frames = dataset.prepare(
-            ["train", "valid"] if has_valid else ["train"],
-            col_set=["feature", "label"],
-            data_key=DataHandlerLP.DK_L,
-        )
-        x_train, y_train = _xy(frames[0], "train")
-        self.feature_names_ = [str(c) for c in x_train.columns]
-        weight = None if reweighter is None else np.asarray(reweighter.reweight(frames[0]))
-        train = lgb.Dataset(x_train.to_numpy(), label=y_train, weight=weight, free_raw_data=True)
-        if not has_valid:
+        params = self._lgb_params()
+        data = _train_arrays(dataset, "train")
+        self.feature_names_ = data.feature_names
+        weight = None
+        if reweighter is not None:
+            frame = dataset.prepare(
+                "train", col_set=["feature", "label"], data_key=DataHandlerLP.DK_L
+            )
+            weight = np.asarray(reweighter.reweight(frame))
+        train = lgb.Dataset(
+            data.x, label=data.y, weight=weight, params=params, free_raw_data=not keep_raw
+        ).construct()
+        del data
+        release_free_memory()  # LightGBM's sampling buffers for the bins
+        if "valid" not in segment_names(dataset):
             return train, None
-        x_valid, y_valid = _xy(frames[1], "valid")
-        return train, lgb.Dataset(x_valid.to_numpy(), label=y_valid, reference=train)
+        data = _train_arrays(dataset, "valid")
+        valid = lgb.Dataset(
+            data.x, label=data.y, reference=train, params=params, free_raw_data=not keep_raw
+        ).construct()
+        return train, valid
 
     def fit(
         self,
@@ -91,7 +112,7 @@ class LGBModel(ModelFT):
         init_model: lgb.Booster | None = None,
     ) -> LGBModel:
         """Train on ``train``, early-stopping on ``valid``; curves go to the training reporter."""
-        train, valid = self._datasets(dataset, reweighter)
+        train, valid = self._datasets(dataset, reweighter, keep_raw=init_model is not None)
         rounds = num_boost_round if num_boost_round is not None else self.num_boost_round
         patience = (
             early_stopping_rounds
@@ -120,7 +141,7 @@ class LGBModel(ModelFT):
                 )
 
             callbacks.append(on_round)
-            self.booster_ = lgb.train(
+            booster = lgb.train(
                 self._lgb_params(),
                 train,
                 num_boost_round=rounds,
@@ -129,6 +150,10 @@ class LGBModel(ModelFT):
                 callbacks=callbacks,
                 init_model=init_model,
             )
+        # The binned data is only needed while training: free it with its native buffers.
+        self.booster_ = booster.free_dataset()
+        del train, valid, valid_sets
+        release_free_memory()
         if evals_result is not None:
             evals_result.update(record)
         return self
@@ -148,9 +173,9 @@ class LGBModel(ModelFT):
     def predict(self, dataset: Any, segment: str = "test") -> pd.Series:
         """Scores of ``segment`` at the best iteration, indexed by (datetime, instrument)."""
         booster = self._booster()
-        x = dataset.prepare(segment, col_set="feature", data_key=DataHandlerLP.DK_I)
-        values = booster.predict(x.to_numpy(), num_iteration=booster.best_iteration or None)
-        return pd.Series(np.asarray(values, dtype=float), index=x.index, name="score")
+        data = segment_arrays(dataset, segment, DataHandlerLP.DK_I, labels=False)
+        values = booster.predict(data.x, num_iteration=booster.best_iteration or None)
+        return pd.Series(np.asarray(values, dtype=float), index=data.index, name="score")
 
     def get_feature_importance(self, importance_type: str = "split") -> pd.Series:
         """Feature importance by name, largest first (``"split"`` or ``"gain"``)."""

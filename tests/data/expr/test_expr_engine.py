@@ -154,3 +154,26 @@ def test_progress_reports_every_output_once() -> None:
     ExpressionSet(expressions, names).evaluate(frame, progress=lambda d, t: seen.append((d, t)))
     assert seen[-1] == (158, 158)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and len(seen) > 2
+
+
+def test_groups_of_instruments_evaluate_to_the_same_values(monkeypatch) -> None:
+    from alphalab.data.expr import _polars
+
+    frame = _market(7, 130, 7)
+    expressions, names = alpha158()
+    expressions = [*expressions, "Mean($close, 0)", "CSRank($close)"]
+    names = [*names, "EXPANDING", "CSR"]
+    whole = ExpressionSet(expressions, names).evaluate(frame)
+    monkeypatch.setattr(_polars, "CHUNK_ROWS", 300)  # about 3 instruments a group
+    seen: list[tuple[int, int]] = []
+    per_instrument = ExpressionSet(expressions[:-1], names[:-1]).evaluate(
+        frame, progress=lambda d, t: seen.append((d, t))
+    )
+    assert per_instrument.equals(whole.drop("CSR"), null_equal=True)
+    assert seen[-1][0] == seen[-1][1] == 3 * 159  # three groups of instruments
+    # A cross-sectional operator needs every instrument of a date at once: no groups.
+    seen.clear()
+    again = ExpressionSet(expressions, names).evaluate(
+        frame, progress=lambda d, t: seen.append((d, t))
+    )
+    assert again.equals(whole, null_equal=True) and seen[-1] == (160, 160)

@@ -252,6 +252,20 @@ class Plan:
         """The number of temporary columns (nodes computed once and used several times)."""
         return sum(len(b.temporaries) for b in self.batches)
 
+    @property
+    def cross_sectional(self) -> bool:
+        """Whether an operator reads other instruments of the same date (CSRank, Mask...)."""
+        stack: list[Node] = [n for b in self.batches for _, n in (*b.temporaries, *b.outputs)]
+        seen: set[int] = set()
+        while stack:
+            node = stack.pop()
+            if isinstance(node, Call) and id(node) not in seen:
+                if node.op in _CROSS_SECTIONAL:
+                    return True
+                seen.add(id(node))
+                stack.extend(node.args)
+        return False
+
 
 def make_plan(roots: Sequence[Node], *, share: bool = True) -> Plan:
     """Hash-cons ``roots`` into one graph and choose which nodes to materialise."""
@@ -402,6 +416,13 @@ def check_sorted(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+#: Operators whose value on a date depends on other instruments.
+_CROSS_SECTIONAL = frozenset({"CSRank", "CSZScore", "Mask"})
+#: Rows evaluated at a time when no operator is cross-sectional: the shared float64
+#: temporaries then exist for one group of instruments at a time, not for the whole frame.
+CHUNK_ROWS = 150_000
+
+
 def run_plan(
     plan: Plan,
     frame: pl.DataFrame,
@@ -421,6 +442,42 @@ def run_plan(
         longest = frame.group_by(INSTRUMENT).len().get_column("len").max()
         if isinstance(longest, int) and longest > MAX_ROWS_PER_INSTRUMENT:
             raise DataError(f"an instrument has more than {MAX_ROWS_PER_INSTRUMENT} rows")
+    if plan.cross_sectional or frame.height <= CHUNK_ROWS:
+        return _run_rows(plan, frame, fields, names, progress, dtype)
+    chunks = _instrument_chunks(frame, CHUNK_ROWS)
+    parts = []
+    for k, chunk in enumerate(chunks):
+
+        def chunk_progress(done: int, total: int, k: int = k) -> None:
+            if progress is not None:
+                progress(k * total + done, len(chunks) * total)
+
+        parts.append(_run_rows(plan, chunk, fields, names, chunk_progress, dtype))
+    return pl.concat(parts, rechunk=False)
+
+
+def _instrument_chunks(frame: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
+    """Zero-copy slices of ``frame`` (sorted by instrument), whole instruments, ~``rows`` each."""
+    counts = frame.group_by(INSTRUMENT, maintain_order=True).len().get_column("len").to_list()
+    chunks, start, size = [], 0, 0
+    for count in counts:
+        size += count
+        if size >= rows:
+            chunks.append(frame.slice(start, size))
+            start, size = start + size, 0
+    if size:
+        chunks.append(frame.slice(start, size))
+    return chunks
+
+
+def _run_rows(
+    plan: Plan,
+    frame: pl.DataFrame,
+    fields: Sequence[str],
+    names: Sequence[str],
+    progress: Callable[[int, int], None] | None,
+    dtype: type[pl.Float32] | type[pl.Float64],
+) -> pl.DataFrame:
     inst = pl.col(INSTRUMENT)
     group = (inst != inst.shift(1)).fill_null(True).cum_sum().cast(pl.UInt32)
     work = frame.with_columns(_clean(pl.col(f).cast(F64)) for f in fields)

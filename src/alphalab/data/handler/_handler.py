@@ -18,7 +18,7 @@ import polars as pl
 from alphalab._progress import make_progress, phase
 from alphalab.config import Settings, get_settings, init_instance_by_config
 from alphalab.data._columns import select_columns, to_pandas
-from alphalab.data._time import date_filter, to_timestamp
+from alphalab.data._time import date_slice, to_timestamp
 from alphalab.data.handler._loader import QlibDataLoader, load_cached
 from alphalab.data.processor import Processor
 from alphalab.data.storage import MarketStore, open_market_store
@@ -103,6 +103,7 @@ class DataHandlerLP:
         self.store = store
         self.cache = cache
         self._views: dict[str, pl.DataFrame] = {}
+        self._learn_input: pl.DataFrame | None = None  # see _process
         self._fitted: dict[str, list[Processor]] = {}
         self._data_fingerprint: str | None = None
 
@@ -159,27 +160,41 @@ class DataHandlerLP:
         """Pickle configuration and fitted processors, not data (Qlib's ``dump_all=False``)."""
         state = dict(self.__dict__)
         state["_views"] = {}
+        state["_learn_input"] = None
         state["store"] = None
         return state
+
+    def _fit_window(self) -> tuple[Any, Any]:
+        start = self.fit_start_time if self.fit_start_time is not None else self.start_time
+        end = self.fit_end_time if self.fit_end_time is not None else self.end_time
+        return start, end
 
     def _fit_transform(
         self, procs: list[Processor], frame: pl.DataFrame, fit: bool
     ) -> pl.DataFrame:
-        window = date_filter(
-            self.fit_start_time if self.fit_start_time is not None else self.start_time,
-            self.fit_end_time if self.fit_end_time is not None else self.end_time,
-        )
+        """Apply ``procs`` in order to ``frame``, each first fitted on the fit window's rows."""
         for proc in procs:
-            if fit:
-                fit_rows = frame.filter(window)
-                if fit_rows.height == 0:
-                    raise DataError(
-                        f"No rows in the fit window [{self.fit_start_time}, "
-                        f"{self.fit_end_time}] to fit {type(proc).__name__} on"
-                    )
-                proc.fit(fit_rows)
+            if fit and _learns(proc):
+                proc.fit(self._fit_rows(frame, proc))
             frame = proc(frame)
         return frame
+
+    def _fit_rows(self, frame: pl.DataFrame, proc: Processor) -> pl.DataFrame:
+        rows = date_slice(frame, *self._fit_window())
+        if rows.height == 0:
+            raise DataError(
+                f"No rows in the fit window [{self.fit_start_time}, {self.fit_end_time}] to fit "
+                f"{type(proc).__name__} on"
+            )
+        return rows
+
+    def _fit_only(self, procs: list[Processor], frame: pl.DataFrame) -> None:
+        """Fit date-local ``procs`` on the fit window alone, without processing every row.
+
+        For date-local processors this learns exactly what fitting on the whole frame does.
+        """
+        if any(_learns(proc) for proc in procs):
+            self._fit_transform(procs, date_slice(frame, *self._fit_window()), fit=True)
 
     def _process(self, raw: pl.DataFrame, refit: bool) -> None:
         if refit:
@@ -199,9 +214,16 @@ class DataHandlerLP:
         shared = self._fit_transform(fitted["shared"], raw, refit)
         infer = self._fit_transform(fitted["infer"], shared, refit)
         learn_input = infer if self.process_type == self.PTYPE_A else shared
-        learn = self._fit_transform(fitted["learn"], learn_input, refit)
         self._fitted = fitted
-        self._views = {self.DK_I: infer, self.DK_L: learn}
+        self._views = {self.DK_I: infer}
+        if all(proc.date_local for proc in fitted["learn"]):
+            # The learning view is made per fetched date range (see fetch_polars): holding a
+            # processed copy of every row would double the memory of the handler.
+            if refit:
+                self._fit_only(fitted["learn"], learn_input)
+            self._learn_input = learn_input
+        else:
+            self._views[self.DK_L] = self._fit_transform(fitted["learn"], learn_input, refit)
         if not self.drop_raw:
             self._views[self.DK_R] = raw
 
@@ -228,15 +250,26 @@ class DataHandlerLP:
         """Like :meth:`fetch` but returns the internal Polars frame (key + value columns)."""
         if not self._views:
             self.setup_data()
-        if data_key not in self._views:
-            available = ", ".join(sorted(self._views))
+        if data_key == self.DK_L and data_key not in self._views:
+            frame = self._learn_rows(selector, level)
+        elif data_key in self._views:
+            frame = _select_rows(self._views[data_key], selector, level)
+        else:
+            available = ", ".join(sorted([*self._views, self.DK_L]))
             raise ConfigError(
                 f"data_key {data_key!r} is not available (drop_raw={self.drop_raw}); "
                 f"choose from: {available}"
             )
-        frame = self._views[data_key]
-        frame = frame.filter(_selector_filter(selector, level))
         return frame.select(["datetime", "instrument", *select_columns(frame, col_set)])
+
+    def _learn_rows(self, selector: Any, level: str | int) -> pl.DataFrame:
+        """The learning view of the selected rows, processed now (date-local learn chain)."""
+        learn, frame = self._fitted["learn"], self._learn_input
+        assert frame is not None  # set with the views
+        if level in ("datetime", 0):
+            return self._fit_transform(learn, _select_rows(frame, selector, level), fit=False)
+        # Processors work per date: other selections are cut from whole dates.
+        return _select_rows(self._fit_transform(learn, frame, fit=False), selector, level)
 
     def fetch(
         self,
@@ -284,18 +317,24 @@ def frame_to_pandas(
     return out
 
 
-def _selector_filter(selector: Any, level: str | int) -> pl.Expr:
+def _learns(proc: Processor) -> bool:
+    """Whether ``proc`` learns state in ``fit`` (stateless processors need no fit rows)."""
+    return type(proc).fit is not Processor.fit
+
+
+def _select_rows(frame: pl.DataFrame, selector: Any, level: str | int) -> pl.DataFrame:
+    """The rows of ``frame`` a fetch selector names; date ranges are zero-copy slices."""
     if level in ("datetime", 0):
         if isinstance(selector, slice):
             if selector.step is not None:
                 raise ConfigError("A date slice cannot have a step")
-            return date_filter(selector.start, selector.stop)
+            return date_slice(frame, selector.start, selector.stop)
         if isinstance(selector, list | tuple) and len(selector) == 2:
-            return date_filter(selector[0], selector[1])
-        return date_filter(selector, selector)
+            return date_slice(frame, selector[0], selector[1])
+        return date_slice(frame, selector, selector)
     if level in ("instrument", 1):
         if isinstance(selector, slice) and selector == slice(None, None):
-            return pl.lit(True)
+            return frame
         codes = [selector] if isinstance(selector, str) else list(selector)
-        return pl.col("instrument").is_in(codes)
+        return frame.filter(pl.col("instrument").is_in(codes))
     raise ConfigError(f"level must be 'datetime' or 'instrument'; got {level!r}")

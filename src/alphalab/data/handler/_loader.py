@@ -25,6 +25,7 @@ logger = get_logger(__name__)
 ENGINE_VERSION = "2"
 
 GroupConfig = tuple[list[str], list[str]]
+_ROW = "__row"
 #: ``progress(done, total)`` while features are computed.
 Progress = Callable[[int, int], None]
 
@@ -171,10 +172,20 @@ class QlibDataLoader:
         )
         # Features are kept as float32 (as Qlib stores them): half the memory of every view.
         computed = exprs.evaluate(raw, progress=progress, dtype=pl.Float32)
-        computed = computed.filter(date_filter(start, end))
+        del raw
+        # Which rows to keep and in what order is decided on the keys alone; the values are
+        # then moved one column at a time, so the frame is never held twice.
+        rows = computed.select(KEYS).with_row_index(_ROW).filter(date_filter(start, end))
         if isinstance(instruments, str):
-            computed = filter_membership(computed, store.membership(instruments))
-        return computed.sort(KEYS)
+            rows = filter_membership(rows, store.membership(instruments))
+        rows = rows.sort(KEYS)
+        order = rows.get_column(_ROW)
+        result = rows.select(KEYS)
+        for name in computed.columns[len(KEYS) :]:
+            # one contiguous column first: gathering across chunks is several times slower
+            result = result.with_columns(computed.get_column(name).rechunk().gather(order))
+            computed = computed.drop(name)
+        return result
 
 
 def _history(exprs: ExpressionSet, store: MarketStore) -> int:

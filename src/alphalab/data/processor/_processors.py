@@ -30,6 +30,10 @@ class Processor:
 
     #: Whether the processor may run on inference data (labels-only processors may not).
     for_infer: bool = True
+    #: Whether the output rows of a date depend only on the input rows of that date. A
+    #: handler may then process one date range at a time instead of keeping a processed copy
+    #: of all its data. Every built-in processor is; the safe default for others is False.
+    date_local: bool = False
 
     def fit(self, frame: pl.DataFrame) -> Processor:
         """Learn state from ``frame`` (the fit window); stateless processors learn nothing."""
@@ -69,6 +73,8 @@ def _require_fitted(proc: Processor, attr: str) -> Any:
 class DropnaFeature(Processor):
     """Drop rows with any missing value in ``fields_group`` (default: the features)."""
 
+    date_local = True
+
     def __init__(self, *, fields_group: str = "feature") -> None:
         self.fields_group = fields_group
 
@@ -91,6 +97,8 @@ class DropnaLabel(DropnaFeature):
 class Fillna(Processor):
     """Replace missing values (and NaN) of a group by ``fill_value``."""
 
+    date_local = True
+
     def __init__(self, *, fields_group: str | None = None, fill_value: float = 0.0) -> None:
         self.fields_group = fields_group
         self.fill_value = fill_value
@@ -102,6 +110,8 @@ class Fillna(Processor):
 
 class ProcessInf(Processor):
     """Replace +-inf by the mean of the finite values of that column on the same date."""
+
+    date_local = True
 
     def __init__(self, *, fields_group: str | None = None) -> None:
         self.fields_group = fields_group
@@ -117,6 +127,8 @@ class ProcessInf(Processor):
 
 class CSZScoreNorm(Processor):
     """Per-date z-score: ``(x - mean) / std`` (``method="robust"``: median and MAD)."""
+
+    date_local = True
 
     def __init__(self, *, fields_group: str | None = None, method: str = "zscore") -> None:
         self.fields_group = fields_group
@@ -143,6 +155,8 @@ class CSZScoreNorm(Processor):
 class CSRankNorm(Processor):
     """Per-date percentile rank, centred and scaled: ``(rank_pct - 0.5) * 3.46``."""
 
+    date_local = True
+
     def __init__(self, *, fields_group: str | None = None) -> None:
         self.fields_group = fields_group
 
@@ -161,6 +175,8 @@ class _FittedNorm(Processor):
     ``fit_start_time``/``fit_end_time`` are accepted for Qlib YAML compatibility; when given
     they narrow the rows this processor learns from, inside what the handler passes.
     """
+
+    date_local = True
 
     def __init__(
         self,
@@ -277,6 +293,8 @@ class MinMaxNorm(_FittedNorm):
 class FilterCol(Processor):
     """Keep only ``col_list`` among the columns of ``fields_group`` (others groups untouched)."""
 
+    date_local = True
+
     def __init__(self, *, fields_group: str = "feature", col_list: Sequence[str] = ()) -> None:
         self.fields_group = fields_group
         self.col_list = list(col_list)
@@ -295,6 +313,8 @@ class FilterCol(Processor):
 
 class TanhProcess(Processor):
     """Denoise features with ``tanh(x - 1)``, as Qlib's; label columns are left alone."""
+
+    date_local = True
 
     def __init__(self, *, fields_group: str = "feature") -> None:
         self.fields_group = fields_group

@@ -25,8 +25,10 @@ def _figure() -> Figure:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=_SIZE, dpi=_DPI, layout="constrained")
+    fig = Figure(figsize=_SIZE, dpi=_DPI)
     FigureCanvasAgg(fig)
+    # Fixed margins that fit these charts' labels: a layout engine costs more than drawing.
+    fig.subplots_adjust(left=0.085, right=0.965, top=0.91, bottom=0.1)
     return fig
 
 
@@ -90,7 +92,8 @@ def plot_ic(ic: pd.Series, ric: pd.Series | None = None, window: int = 20) -> Fi
     fig = _figure()
     ax = fig.add_subplot()
     dates = pd.DatetimeIndex(ic.index)
-    ax.bar(dates, ic.to_numpy(), width=1.0, color="#9ecae1", label="daily IC")
+    # One line per day in a single collection: hundreds of bar patches draw 10x slower.
+    ax.vlines(dates, 0.0, ic.to_numpy(), color="#9ecae1", linewidth=1.0, label="daily IC")
     periods = max(1, min(window, len(ic)))
     ax.plot(
         dates,
@@ -117,11 +120,12 @@ def plot_turnover(report: pd.DataFrame) -> Figure:
     _need(report, ("turnover",), "turnover")
     fig = _figure()
     ax = fig.add_subplot()
-    ax.bar(
+    ax.vlines(
         report.index,
+        0.0,
         report["turnover"].to_numpy(),
-        width=1.0,
         color="#a1d99b",
+        linewidth=1.0,
         label="daily turnover",
     )
     ax.plot(

@@ -27,7 +27,7 @@ from alphalab.config import (
 from alphalab.exceptions import ConfigError
 from alphalab.logging import get_logger
 from alphalab.tracking import R, Recorder
-from alphalab.workflow._task_train import log_task_info, resolve_task, run_task
+from alphalab.workflow._task_train import BuiltTask, log_task_info, resolve_task, run_task
 
 logger = get_logger(__name__)
 
@@ -192,6 +192,8 @@ def _run_one(
     task = prepared.raw["task"] if seed is None else _with_seed(prepared.raw["task"], seed)
     run_name = prepared.path.stem if seed is None else f"{prepared.path.stem}-seed{seed}"
     started = time.perf_counter()
+    built = BuiltTask(task)
+    built.load_in_background()  # features are computed while the run opens
     with R.start(experiment_name=experiment_name, recorder_name=run_name, nested=nested):
         recorder = R.get_recorder()
         log_task_info(recorder, task)
@@ -201,7 +203,7 @@ def _run_one(
             recorder.set_tags(overrides=yaml.safe_dump(dict(prepared.overrides)).strip())
         if seed is not None:
             recorder.set_tags(seed=str(seed))
-        outcome = run_task(task, recorder, on_phase=on_phase)
+        outcome = run_task(built, recorder, on_phase=on_phase)
         phases = {**outcome.phases, "total": time.perf_counter() - started}
     return _summary(
         prepared,

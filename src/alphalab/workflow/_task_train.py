@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -102,14 +103,66 @@ def _is_runtime_object(value: Any) -> bool:
     return not isinstance(value, str | int | float | bool | list | tuple | dict | type(None))
 
 
+class BuiltTask:
+    """A task's model, dataset and record configs, built before its run opens.
+
+    :meth:`load_in_background` computes the dataset's features in a thread, so that a
+    workflow's start-up (opening the run, logging its provenance) overlaps with them.
+    """
+
+    def __init__(self, task: Mapping[str, Any]) -> None:
+        task = resolve_task(task)
+        model = init_instance_by_config(task["model"], "alphalab.model", accept_types=BaseModel)
+        dataset = init_instance_by_config(task["dataset"], "alphalab.data", accept_types=DatasetH)
+        if not isinstance(dataset, DatasetH):
+            raise ConfigError(f"task.dataset must build a DatasetH; got {type(dataset).__name__}")
+        if not isinstance(model, Model):
+            raise ConfigError(f"task.model must build a Model; got {type(model).__name__}")
+        records = task.get("record") or []
+        self.model: Model = model
+        self.dataset: DatasetH = dataset
+        self.records: list[Any] = [records] if isinstance(records, str | Mapping) else records
+        self._loader: threading.Thread | None = None
+        self._load_error: BaseException | None = None
+        self._load_seconds = 0.0
+
+    def load_in_background(self) -> None:
+        """Start computing the dataset's features in a daemon thread."""
+        if self._loader is None:
+            self._loader = threading.Thread(
+                target=self._load, name="alphalab-features", daemon=True
+            )
+            self._loader.start()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.dataset.setup_data()
+        except BaseException as e:  # re-raised in the caller's thread by load()
+            self._load_error = e
+        finally:
+            self._load_seconds = time.perf_counter() - started
+
+    def load(self) -> float:
+        """Compute the features (or wait for the background load); return their seconds."""
+        if self._loader is None:
+            self._load()
+        else:
+            self._loader.join()
+        if self._load_error is not None:
+            raise self._load_error
+        return self._load_seconds
+
+
 def run_task(
-    task: Mapping[str, Any],
+    task: Mapping[str, Any] | BuiltTask,
     recorder: Recorder,
     *,
     on_phase: Callable[[str], None] | None = None,
 ) -> TaskOutcome:
     """Build, fit and record one task into ``recorder`` (which must be the running run)."""
-    task = resolve_task(task)
+    built = task if isinstance(task, BuiltTask) else BuiltTask(task)
+    model, dataset = built.model, built.dataset
     phases: dict[str, float] = {}
 
     def announce(name: str) -> None:
@@ -117,25 +170,15 @@ def run_task(
         if on_phase is not None:
             on_phase(name)
 
-    model = init_instance_by_config(task["model"], "alphalab.model", accept_types=BaseModel)
-    dataset = init_instance_by_config(task["dataset"], "alphalab.data", accept_types=DatasetH)
-    if not isinstance(dataset, DatasetH):
-        raise ConfigError(f"task.dataset must build a DatasetH; got {type(dataset).__name__}")
-    if not isinstance(model, Model):
-        raise ConfigError(f"task.model must build a Model; got {type(model).__name__}")
-    records = task.get("record") or []
-    if isinstance(records, str | Mapping):
-        records = [records]
     announce("features")
-    with _timed(phases, "features"):
-        dataset.setup_data()
+    phases["features"] = built.load()  # the computation's own time, even when it overlapped
     recorder.set_tags(data_fingerprint=dataset.handler.data_fingerprint)
     announce("fit")
     with _timed(phases, "fit"):
         model.fit(dataset)
     artifacts: dict[str, Any] = {"params.pkl": model, "dataset": dataset}
     recorder.save_objects(**artifacts)
-    for config in records:
+    for config in built.records:
         record = build_record(config, recorder, model, dataset)
         name = type(record).__name__
         announce(name)

@@ -131,7 +131,10 @@ class SqlFastPath:
         new, old = upsert.excluded, self._latest.c
         newer = (new.step > old.step) | (
             (new.step == old.step)
-            & ((new.timestamp > old.timestamp) | ((new.timestamp == old.timestamp) & (new.value > old.value)))
+            & (
+                (new.timestamp > old.timestamp)
+                | ((new.timestamp == old.timestamp) & (new.value > old.value))
+            )
         )
         self._upsert_latest = upsert.on_conflict_do_update(
             index_elements=[old.key, old.run_uuid],
@@ -146,10 +149,12 @@ class SqlFastPath:
 
     def _dialect_insert(self, table: Any) -> Any:
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table)
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
 
     def _session(self) -> Any:
         return self._store.ManagedSessionMaker(read_only=False)
@@ -213,11 +218,15 @@ class SqlFastPath:
         with self._session() as session:
             self._check_run_active(session, run_id)
             if self._insert_metrics_sql is not None:
-                params: Any = tuple(list(c) for c in zip(*rows)) if self._columnar else rows
+                params: Any = (
+                    tuple(list(c) for c in zip(*rows, strict=True)) if self._columnar else rows
+                )
                 session.connection().exec_driver_sql(self._insert_metrics_sql, params)
             else:
                 names = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")
-                session.execute(self._insert_metrics, [dict(zip(names, r)) for r in rows])
+                session.execute(
+                    self._insert_metrics, [dict(zip(names, r, strict=True)) for r in rows]
+                )
             # Sorted keys: concurrent writers lock latest_metrics rows in the same order.
             session.execute(self._upsert_latest, latest_rows)
 
@@ -338,7 +347,9 @@ def _schema_matches(engine: Any) -> bool:
     for table, expected in _EXPECTED_COLUMNS.items():
         columns = {c["name"] for c in inspector.get_columns(table)}
         if not expected <= columns:
-            logger.info("MLflow table %r lacks %s: metrics go through log_batch", table, expected - columns)
+            logger.info(
+                "MLflow table %r lacks %s: metrics go through log_batch", table, expected - columns
+            )
             return False
     for table, key in _EXPECTED_KEYS.items():
         primary = set(inspector.get_pk_constraint(table).get("constrained_columns") or [])

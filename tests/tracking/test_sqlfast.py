@@ -231,6 +231,8 @@ def test_fast_path_only_for_mlflows_sql_store_with_the_expected_schema(
     from mlflow import MlflowClient
 
     assert fast_path_for(MlflowClient(tracking_uri="http://127.0.0.1:9")) is None
+    assert _sqlfast.metric_insert_sql("mysql", "format") is None
+    assert _sqlfast.metric_insert_sql("sqlite", "named") is None
     monkeypatch.setattr(_sqlfast, "_paths", weakref.WeakKeyDictionary())
     columns = dict(_sqlfast._EXPECTED_COLUMNS)
     columns["metrics"] = {*columns["metrics"], "dataset_digest"}

@@ -133,7 +133,15 @@ class _BackgroundWrites:
                 )
                 self._pid = os.getpid()
                 self._pending.clear()
-            future = self._executor.submit(write)
+            try:
+                future = self._executor.submit(write)
+            except RuntimeError:  # interpreter shutting down: no new threads, write now
+                future = concurrent.futures.Future()
+                try:
+                    write()
+                    future.set_result(None)
+                except Exception as e:
+                    future.set_exception(e)
             self._pending.setdefault(run_id, []).append(future)
 
     def wait(self, run_id: str) -> None:
@@ -248,6 +256,7 @@ class MlflowRecorder(Recorder):
         A new run already got the provenance tags when it was created (in the same store
         call); a resumed run gets this process' host/pid. The command line is a tag; the
         ``cmd-sys.argv`` param is logged with the workflow config by :meth:`log_provenance`.
+        The provenance files (packages, git diff/status) are written in the background.
         """
         if resumed:
             self.set_tags(**self._manager.start_tags())

@@ -75,6 +75,28 @@ _EXPECTED_KEYS = {
 }
 
 
+def metric_insert_sql(dialect: str, paramstyle: str) -> tuple[str, bool] | None:
+    """The driver-level statement inserting metric rows, and whether it takes columns.
+
+    SQLAlchemy's per-row parameter processing would cost more than the insert itself, so the
+    rows go to the driver directly: SQLite's ``executemany`` of plain tuples, and on
+    PostgreSQL one statement over six arrays (``unnest``), not a round trip per row. None for
+    another dialect or driver.
+    """
+    columns = '"key", "value", "timestamp", "step", "is_nan", "run_uuid"'
+    if dialect == "sqlite" and paramstyle == "qmark":
+        sql = f"INSERT INTO metrics ({columns}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        return sql, False
+    if dialect == "postgresql" and paramstyle in ("format", "pyformat"):
+        sql = (
+            f"INSERT INTO metrics ({columns}) SELECT * FROM unnest(%s::varchar[], "
+            "%s::double precision[], %s::bigint[], %s::bigint[], %s::boolean[], "
+            "%s::varchar[]) ON CONFLICT DO NOTHING"
+        )
+        return sql, True
+    return None
+
+
 def sanitize_metric_value(value: float) -> tuple[bool, float]:
     """``(is_nan, stored value)`` exactly as MLflow's SQL store stores a metric value."""
     if math.isnan(value):
@@ -108,25 +130,10 @@ class SqlFastPath:
         self._tags = SqlTag.__table__
         self._experiments = SqlExperiment.__table__
         self._valid_keys: set[str] = set()
-        # SQLAlchemy's per-row parameter processing would cost more than the insert itself, so
-        # the metric rows go to the driver directly: SQLite's executemany of plain tuples, and
-        # on PostgreSQL one statement over six arrays (unnest), not a round trip per row.
-        columns = '"key", "value", "timestamp", "step", "is_nan", "run_uuid"'
-        paramstyle = store.engine.dialect.paramstyle
-        self._columnar = False
-        self._insert_metrics_sql: str | None = None
-        if self.dialect == "sqlite" and paramstyle == "qmark":
-            self._insert_metrics_sql = (
-                f"INSERT INTO metrics ({columns}) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-            )
-        elif self.dialect == "postgresql" and paramstyle in ("format", "pyformat"):
-            self._columnar = True
-            self._insert_metrics_sql = (
-                f"INSERT INTO metrics ({columns}) SELECT * FROM unnest(%s::varchar[], "
-                "%s::double precision[], %s::bigint[], %s::bigint[], %s::boolean[], "
-                "%s::varchar[]) ON CONFLICT DO NOTHING"
-            )
-        self._insert_metrics = self._dialect_insert(self._metrics).on_conflict_do_nothing()
+        statement = metric_insert_sql(self.dialect, store.engine.dialect.paramstyle)
+        if statement is None:
+            raise ValueError(f"No bulk metric insert for {self.dialect} with this driver")
+        self._insert_metrics_sql, self._columnar = statement
         upsert = self._dialect_insert(self._latest)
         new, old = upsert.excluded, self._latest.c
         newer = (new.step > old.step) | (
@@ -217,16 +224,10 @@ class SqlFastPath:
         ]
         with self._session() as session:
             self._check_run_active(session, run_id)
-            if self._insert_metrics_sql is not None:
-                params: Any = (
-                    tuple(list(c) for c in zip(*rows, strict=True)) if self._columnar else rows
-                )
-                session.connection().exec_driver_sql(self._insert_metrics_sql, params)
-            else:
-                names = ("key", "value", "timestamp", "step", "is_nan", "run_uuid")
-                session.execute(
-                    self._insert_metrics, [dict(zip(names, r, strict=True)) for r in rows]
-                )
+            params: Any = (
+                tuple(list(c) for c in zip(*rows, strict=True)) if self._columnar else rows
+            )
+            session.connection().exec_driver_sql(self._insert_metrics_sql, params)
             # Sorted keys: concurrent writers lock latest_metrics rows in the same order.
             session.execute(self._upsert_latest, latest_rows)
 
@@ -380,7 +381,8 @@ def fast_path_for(client: MlflowClient) -> SqlFastPath | None:
             return _paths[store]
         path: SqlFastPath | None = None
         try:
-            if store.engine.dialect.name in ("sqlite", "postgresql") and _schema_matches(
+            dialect = store.engine.dialect
+            if metric_insert_sql(dialect.name, dialect.paramstyle) and _schema_matches(
                 store.engine
             ):
                 path = SqlFastPath(store)

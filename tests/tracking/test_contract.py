@@ -27,6 +27,26 @@ class TestSqliteBackend(TrackingBackendContract):
         return unique_name
 
 
+class TestSqliteThroughTheClient(TrackingBackendContract):
+    """SQLite with the direct SQL path off: every write through MLflow's client calls."""
+
+    @pytest.fixture
+    def manager(self, tracking_uri: str, tmp_path: Path) -> MlflowExpManager:
+        settings = get_settings()
+        manager = MlflowExpManager(
+            tracking_uri,
+            artifact_location=settings.artifact_location,
+            journal_dir=tmp_path / "journal",
+            sql_fast_path=False,
+        )
+        assert manager.fast is None
+        return manager
+
+    @pytest.fixture
+    def exp_name(self, unique_name: str) -> str:
+        return unique_name
+
+
 @pytest.mark.postgres
 class TestPostgresBackend(TrackingBackendContract):
     @pytest.fixture

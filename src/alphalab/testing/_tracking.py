@@ -198,6 +198,9 @@ class TrackingBackendContract:
         import os
 
         rec = manager.get_exp(experiment_name=exp_name).start()
+        # The provenance files are written in the background; any handle on the run sees them.
+        other = manager.get_recorder(rec.id)
+        assert "environment/packages.txt" in other.list_artifacts("environment")
         tags = rec.list_tags()
         assert tags["alphalab.pid"] == str(os.getpid())
         assert tags["alphalab.python"].startswith("CPython") or tags["alphalab.python"]
@@ -209,6 +212,22 @@ class TrackingBackendContract:
         assert "cmd-sys.argv" in params
         assert tags["alphalab.cmdline"]
         assert rec.load_object("config") == {"model": {"class": "LGBModel", "kwargs": {"lr": 0.1}}}
+        rec.end_run()
+
+    def test_latest_metric_is_the_one_at_the_highest_step(
+        self, manager: MlflowExpManager, exp_name: str
+    ) -> None:
+        rec = manager.get_exp(experiment_name=exp_name).start()
+        rec.log_metrics(step=5, x=0.5)
+        rec.log_metrics(step=2, x=0.2, y=1.0)
+        rec.log_metrics(step=3, y=float("inf"))
+        rec.log_metrics(step=3, z=float("nan"))
+        rec.log_metrics(step=1, z=1.0)
+        latest = rec.list_metrics()
+        assert latest["x"] == 0.5
+        assert latest["y"] > 1e308  # +inf (SQL stores keep the largest finite double)
+        assert math.isnan(latest["z"])
+        assert rec.metric_history("x")["step"].tolist() == [2, 5]
         rec.end_run()
 
     def test_metric_values_are_checked(self, manager: MlflowExpManager, exp_name: str) -> None:

@@ -2,11 +2,12 @@
 
 Every metric point goes first into an append-only journal file (one ``write`` per call, no
 fsync: the page cache survives the death of the process), then into an in-memory buffer that a
-background thread ships to the store with ``log_batch`` (at most 1000 metrics per batch, as
-MLflow allows). The buffer is bounded: a producer that outruns the store waits instead of
-dropping points. One thread per run ships in order, so per-key order is kept.
+background thread ships to the store: with one bulk insert per batch into MLflow's SQL stores
+(see ``_sqlfast``), else with ``log_batch`` (at most 1000 metrics per batch, as MLflow allows).
+The buffer is bounded: a producer that outruns the store waits instead of dropping points. One
+thread per run ships in order, so per-key order is kept.
 
-A failed ``log_batch`` keeps its points at the front of the buffer; the error is raised to the
+A failed batch keeps its points at the front of the buffer; the error is raised to the
 user at the next :meth:`AsyncMetricLogger.flush` (which retries first). If the process dies
 before shipping, :func:`recover_run` replays the journal and ships only the points the store
 lacks.
@@ -36,10 +37,15 @@ from alphalab.tracking._store import retried
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from alphalab.tracking._sqlfast import SqlFastPath
+
 logger = get_logger(__name__)
 
 #: MLflow's per-request limit on metrics in one ``log_batch``.
 MAX_METRICS_PER_BATCH = 1000
+
+#: Points per transaction when batches go straight into a SQL store (no request limit there).
+SQL_METRICS_PER_BATCH = 5000
 
 #: A metric point: (key, value, timestamp in ms, step).
 Point = tuple[str, float, int, int]
@@ -137,6 +143,16 @@ def _to_entities(points: Iterable[Point]) -> list[Any]:
     return [Metric(key=k, value=v, timestamp=t, step=s) for k, v, t, s in points]
 
 
+def ship_points(
+    client: MlflowClient, fast: SqlFastPath | None, run_id: str, points: list[Point]
+) -> None:
+    """Store one batch of points (retried on transient lock errors); duplicates are skipped."""
+    if fast is not None:
+        retried(fast.log_metrics)(run_id, points)
+    else:
+        retried(client.log_batch)(run_id, metrics=_to_entities(points))
+
+
 class AsyncMetricLogger:
     """Ships the points of one run to the store from a background thread."""
 
@@ -147,13 +163,22 @@ class AsyncMetricLogger:
         journal: MetricJournal | None,
         *,
         max_pending: int = 100_000,
-        batch_size: int = MAX_METRICS_PER_BATCH,
+        batch_size: int | None = None,
+        fast: SqlFastPath | None = None,
+        max_delay: float = 1.0,
     ) -> None:
         self.client = client
         self.run_id = run_id
         self.journal = journal
         self.max_pending = max_pending
-        self.batch_size = min(batch_size, MAX_METRICS_PER_BATCH)
+        self.fast = fast  # bulk inserts into a SQL store; None: the client's log_batch
+        limit = MAX_METRICS_PER_BATCH if fast is None else SQL_METRICS_PER_BATCH
+        self.batch_size = limit if batch_size is None else min(batch_size, limit)
+        # The thread ships once a full batch is waiting or the oldest point waited max_delay
+        # seconds: few large transactions, and little contention with a fast logging loop.
+        self.max_delay = max_delay
+        self._ship_at = min(self.batch_size, max_pending)
+        self._oldest = 0.0  # when the oldest point in the buffer was logged (monotonic)
         self._buffer: collections.deque[Point] = collections.deque()
         self._ship_lock = threading.RLock()
         self._stop = False
@@ -179,6 +204,8 @@ class AsyncMetricLogger:
             self.journal.append(points)
         while len(self._buffer) >= self.max_pending and not self._paused:
             time.sleep(0.001)
+        if not self._buffer:
+            self._oldest = time.monotonic()
         self._buffer.extend(points)
         if self._thread is None:
             install_process_hooks()
@@ -204,7 +231,7 @@ class AsyncMetricLogger:
             if not batch:
                 return False
             try:
-                retried(self.client.log_batch)(self.run_id, metrics=_to_entities(batch))
+                ship_points(self.client, self.fast, self.run_id, batch)
             except BaseException:
                 self._buffer.extendleft(reversed(batch))
                 raise
@@ -216,6 +243,11 @@ class AsyncMetricLogger:
         # a lock that a signal handler interrupting it could need (see install_process_hooks).
         while not self._stop:
             time.sleep(0.01)
+            if (
+                len(self._buffer) < self._ship_at
+                and time.monotonic() - self._oldest < self.max_delay
+            ):
+                continue
             while self._buffer and not self._paused and not self._stop:
                 try:
                     self._ship_one()
@@ -381,7 +413,9 @@ def missing_points(client: MlflowClient, run_id: str, points: list[Point]) -> li
     return missing
 
 
-def recover_run(client: MlflowClient, run_id: str, journal_path: Path) -> RecoveryResult:
+def recover_run(
+    client: MlflowClient, run_id: str, journal_path: Path, fast: SqlFastPath | None = None
+) -> RecoveryResult:
     """Ship the points of a run's journal that the store lacks, without duplicates.
 
     Raises:
@@ -394,9 +428,9 @@ def recover_run(client: MlflowClient, run_id: str, journal_path: Path) -> Recove
         )
     points = MetricJournal.read(journal_path)
     missing = missing_points(client, run_id, points)
-    for start in range(0, len(missing), MAX_METRICS_PER_BATCH):
-        chunk = missing[start : start + MAX_METRICS_PER_BATCH]
-        client.log_batch(run_id, metrics=_to_entities(chunk))
+    size = MAX_METRICS_PER_BATCH if fast is None else SQL_METRICS_PER_BATCH
+    for start in range(0, len(missing), size):
+        ship_points(client, fast, run_id, missing[start : start + size])
     return RecoveryResult(
         run_id=run_id,
         journal=journal_path,

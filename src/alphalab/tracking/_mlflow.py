@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
+import os
 import pickle
 import re
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,6 +55,7 @@ from alphalab.tracking._provenance import (
     run_start_artifacts,
     run_start_tags,
 )
+from alphalab.tracking._sqlfast import SqlFastPath, fast_path_for
 from alphalab.tracking._store import get_client, retried
 
 if TYPE_CHECKING:
@@ -103,6 +107,56 @@ def _safe_folder_name(name: str) -> str:
 
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class _BackgroundWrites:
+    """Artifact writes that need not delay starting a run, per run id, on one worker thread.
+
+    The provenance files (package versions, git diff/status) are written here, so starting a
+    run costs one store call; the run's tags (host, pid, git commit) are set at creation, so a
+    process killed right after starting still leaves the essential provenance. Whoever reads
+    the run's artifacts, and ending the run, waits for its pending writes first. The worker is
+    not a daemon: the interpreter finishes pending writes before exiting.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pid: int | None = None
+        self._pending: dict[str, list[concurrent.futures.Future[None]]] = {}
+
+    def submit(self, run_id: str, write: Callable[[], None]) -> None:
+        with self._lock:
+            if self._executor is None or self._pid != os.getpid():  # new, or forked since
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="alphalab-artifacts"
+                )
+                self._pid = os.getpid()
+                self._pending.clear()
+            try:
+                future = self._executor.submit(write)
+            except RuntimeError:  # interpreter shutting down: no new threads, write now
+                future = concurrent.futures.Future()
+                try:
+                    write()
+                    future.set_result(None)
+                except Exception as e:
+                    future.set_exception(e)
+            self._pending.setdefault(run_id, []).append(future)
+
+    def wait(self, run_id: str) -> None:
+        """Wait for the pending writes of ``run_id``; a failed one is logged, not raised."""
+        if run_id not in self._pending:
+            return
+        with self._lock:
+            futures = self._pending.pop(run_id, [])
+        for future in futures:
+            error = future.exception()
+            if error is not None:
+                logger.error("Could not write the provenance files of run %s: %s", run_id, error)
+
+
+_background = _BackgroundWrites()
 
 
 class MlflowRecorder(Recorder):
@@ -202,16 +256,24 @@ class MlflowRecorder(Recorder):
         A new run already got the provenance tags when it was created (in the same store
         call); a resumed run gets this process' host/pid. The command line is a tag; the
         ``cmd-sys.argv`` param is logged with the workflow config by :meth:`log_provenance`.
+        The provenance files (packages, git diff/status) are written in the background.
         """
         if resumed:
             self.set_tags(**self._manager.start_tags())
-        for path, text in run_start_artifacts().items():
-            self._write_bytes(path, text.encode("utf-8"), durable=False)
+        files = run_start_artifacts()
+
+        def write() -> None:
+            for path, text in files.items():
+                self._write_bytes(path, text.encode("utf-8"), durable=False)
+
+        _background.submit(self.id, write)
 
     def _open_logger(self) -> AsyncMetricLogger:
         if self._logger is None:
             journal = MetricJournal(self.journal_path) if self._manager.journal else None
-            self._logger = AsyncMetricLogger(self._client, self.id, journal)
+            self._logger = AsyncMetricLogger(
+                self._client, self.id, journal, fast=self._manager.fast
+            )
         return self._logger
 
     def start_run(self, *, resume: bool = False) -> MlflowRecorder:
@@ -245,7 +307,7 @@ class MlflowRecorder(Recorder):
             journal_path = Path(folder) / f"{self.id}.jsonl" if folder else self.journal_path
         path = journal_path
         with _mlflow_errors(f"Cannot recover run {self.id}"):
-            return recover_run(self._client, self.id, path)
+            return recover_run(self._client, self.id, path, self._manager.fast)
 
     def flush(self) -> None:
         if self._logger is not None:
@@ -266,10 +328,15 @@ class MlflowRecorder(Recorder):
             self._logger = None
         if error is not None:
             self._record_error(error)
+        _background.wait(self.id)
         current = RecorderStatus(self._current().info.status) if self._started else self.status
         current.check_transition(target)
+        fast = self._manager.fast
         with _mlflow_errors(f"Cannot end run {self.id}"):
-            retried(self._client.set_terminated)(self.id, status=target.value)
+            # The fast path updates an active run in one statement; for anything else (a
+            # deleted run, a server store) the client does it or raises MLflow's error.
+            if fast is None or not retried(fast.set_terminated)(self.id, target.value, now_ms()):
+                retried(self._client.set_terminated)(self.id, status=target.value)
         self._started = False
         self._stale = True
         if problem is not None:
@@ -409,6 +476,7 @@ class MlflowRecorder(Recorder):
                 f"The artifacts of run {self.id} are remote ({self._run.info.artifact_uri}); "
                 "use download_artifact(path) to get a local copy"
             )
+        _background.wait(self.id)
         root.mkdir(parents=True, exist_ok=True)
         return str(root)
 
@@ -435,6 +503,7 @@ class MlflowRecorder(Recorder):
 
     def load_object(self, name: str, unpickler: type[pickle.Unpickler] = pickle.Unpickler) -> Any:
         path = check_artifact_path(name)
+        _background.wait(self.id)
         root = self._artifact_root()
         if root is not None:
             file = root / path
@@ -477,6 +546,7 @@ class MlflowRecorder(Recorder):
 
     def list_artifacts(self, artifact_path: str | None = None) -> list[str]:
         folder = check_artifact_path(artifact_path or "", allow_empty=True)
+        _background.wait(self.id)
         with _mlflow_errors(f"Cannot list artifacts of run {self.id}"):
             infos = self._client.list_artifacts(self.id, folder or None)
         return [
@@ -490,6 +560,7 @@ class MlflowRecorder(Recorder):
         if dst_path is None:
             dst_path = tempfile.mkdtemp(prefix="alphalab-artifact-")
         Path(dst_path).mkdir(parents=True, exist_ok=True)
+        _background.wait(self.id)
         with _mlflow_errors(f"Cannot download artifact {path!r} of run {self.id}"):
             return str(self._client.download_artifacts(self.id, path, str(dst_path)))
 
@@ -537,14 +608,21 @@ class MlflowExperiment(Experiment):
         tags = self._manager.start_tags() if status is RecorderStatus.RUNNING else {}
         if parent_id:
             tags[TAG_PARENT] = parent_id
+        name = recorder_name or DEFAULT_RECORDER_NAME
+        fast = self._manager.fast
         with _mlflow_errors(f"Cannot create a run in experiment {self.name!r}"):
-            run = retried(self._client.create_run)(
-                self.id, run_name=recorder_name or DEFAULT_RECORDER_NAME, tags=tags
-            )
-            if status is not RecorderStatus.RUNNING:
-                retried(self._client.update_run)(run.info.run_id, status=status.value)
-                run = self._client.get_run(run.info.run_id)
-        return MlflowRecorder(self._manager, run)
+            created = None
+            if fast is not None:  # one transaction: the run, its status and every tag
+                created = retried(fast.create_run)(
+                    self.id, run_name=name, tags=tags, start_time=now_ms(), status=status.value
+                )
+            if created is None:
+                created = retried(self._client.create_run)(self.id, run_name=name, tags=tags)
+                if status is not RecorderStatus.RUNNING:
+                    run_id = created.info.run_id
+                    retried(self._client.update_run)(run_id, status=status.value)
+                    created = self._client.get_run(run_id)
+        return MlflowRecorder(self._manager, created)
 
     def start(
         self,
@@ -637,6 +715,9 @@ class MlflowExpManager(ExpManager):
         default_exp_name: Experiment used when none is named.
         journal_dir: Local folder of the metric journals.
         journal: Whether to journal metric points (the no-loss guarantee needs it).
+        sql_fast_path: Whether to write metric batches and run start/end straight into the
+            tables of a SQLite/PostgreSQL store (see ``_sqlfast``); False always uses
+            MLflow's client calls.
     """
 
     def __init__(
@@ -647,6 +728,7 @@ class MlflowExpManager(ExpManager):
         default_exp_name: str = "Experiment",
         journal_dir: str | Path,
         journal: bool = True,
+        sql_fast_path: bool = True,
     ) -> None:
         self._uri = uri
         self._artifact_location = artifact_location
@@ -655,6 +737,9 @@ class MlflowExpManager(ExpManager):
         self.journal = journal
         self._client: MlflowClient | None = None
         self._recent: dict[str, tuple[MlflowExperiment, float]] = {}
+        self._use_fast_path = sql_fast_path
+        self._fast: SqlFastPath | None = None
+        self._fast_checked = False
 
     @property
     def uri(self) -> str:
@@ -670,6 +755,14 @@ class MlflowExpManager(ExpManager):
         if self._client is None:
             self._client = get_client(self._uri)
         return self._client
+
+    @property
+    def fast(self) -> SqlFastPath | None:
+        """Direct SQL writes for this store, or None (server stores, other schemas, disabled)."""
+        if not self._fast_checked:
+            self._fast = fast_path_for(self.client) if self._use_fast_path else None
+            self._fast_checked = True
+        return self._fast
 
     def start_tags(self) -> dict[str, str]:
         """Provenance tags of a run started by this process (host, pid, git, journal)."""

@@ -106,7 +106,7 @@ def test_several_workflows_with_seeds_print_a_comparison(
         ("task:\n  model: {class: LGBModel\n  dataset: x\n", r"bad\.yaml:3:\d+: YAML syntax error"),
         (
             "task:\n  model: {class: NoSuchModel, module_path: alphalab.model}\n"
-            "  dataset: {class: DatasetH, module_path: alphalab.data}\n",
+            "  dataset: {class: DatasetH, kwargs: {handler: {class: Alpha158}, segments: {}}}\n",
             "Module 'alphalab.model' has no class 'NoSuchModel'",
         ),
         (

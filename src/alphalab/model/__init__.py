@@ -1,9 +1,11 @@
 """Models: the fit/predict interface, LightGBM, DoubleEnsemble and linear baselines.
 
-PyTorch nets (the ``torch`` extra) are imported on first use.
+LightGBM models and PyTorch nets (the ``torch`` extra) are imported on first use: importing
+LightGBM costs ~2 s (it loads scikit-learn), which a workflow spends while features compute.
 """
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from alphalab._imports import import_optional
 from alphalab._training import (
@@ -13,9 +15,11 @@ from alphalab._training import (
     training_reporter,
 )
 from alphalab.model._base import BaseModel, Model, ModelFT
-from alphalab.model._double_ensemble import DEnsembleModel
-from alphalab.model._lightgbm import LGBModel
 from alphalab.model._linear import LinearModel
+
+if TYPE_CHECKING:
+    from alphalab.model._double_ensemble import DEnsembleModel
+    from alphalab.model._lightgbm import LGBModel
 
 __all__ = [
     "ALSTM",
@@ -35,9 +39,12 @@ __all__ = [
 ]
 
 _TORCH_MODELS = {"ALSTM", "GRU", "LSTM", "MLPModel"}
+_LIGHTGBM_MODELS = {"DEnsembleModel": "_double_ensemble", "LGBModel": "_lightgbm"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _LIGHTGBM_MODELS:
+        return getattr(import_module(f"alphalab.model.{_LIGHTGBM_MODELS[name]}"), name)
     if name in _TORCH_MODELS:
         import_optional("torch", "torch", f"the {name} model")
         from alphalab.model import _torch

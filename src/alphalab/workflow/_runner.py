@@ -192,8 +192,7 @@ def _run_one(
     task = prepared.raw["task"] if seed is None else _with_seed(prepared.raw["task"], seed)
     run_name = prepared.path.stem if seed is None else f"{prepared.path.stem}-seed{seed}"
     started = time.perf_counter()
-    built = BuiltTask(task)
-    built.load_in_background()  # features are computed while the run opens
+    built = BuiltTask(task, load_in_background=True)  # features compute while the run opens
     with R.start(experiment_name=experiment_name, recorder_name=run_name, nested=nested):
         recorder = R.get_recorder()
         log_task_info(recorder, task)

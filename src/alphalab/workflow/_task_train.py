@@ -106,33 +106,31 @@ def _is_runtime_object(value: Any) -> bool:
 class BuiltTask:
     """A task's model, dataset and record configs, built before its run opens.
 
-    :meth:`load_in_background` computes the dataset's features in a thread, so that a
-    workflow's start-up (opening the run, logging its provenance) overlaps with them.
+    With ``load_in_background`` the dataset's features are computed in a daemon thread from
+    construction on, so a workflow's start-up (importing the model's library, opening the
+    run, logging its provenance) overlaps with them; :meth:`load` waits for them.
     """
 
-    def __init__(self, task: Mapping[str, Any]) -> None:
+    def __init__(self, task: Mapping[str, Any], *, load_in_background: bool = False) -> None:
         task = resolve_task(task)
-        model = init_instance_by_config(task["model"], "alphalab.model", accept_types=BaseModel)
         dataset = init_instance_by_config(task["dataset"], "alphalab.data", accept_types=DatasetH)
         if not isinstance(dataset, DatasetH):
             raise ConfigError(f"task.dataset must build a DatasetH; got {type(dataset).__name__}")
-        if not isinstance(model, Model):
-            raise ConfigError(f"task.model must build a Model; got {type(model).__name__}")
-        records = task.get("record") or []
-        self.model: Model = model
         self.dataset: DatasetH = dataset
-        self.records: list[Any] = [records] if isinstance(records, str | Mapping) else records
         self._loader: threading.Thread | None = None
         self._load_error: BaseException | None = None
         self._load_seconds = 0.0
-
-    def load_in_background(self) -> None:
-        """Start computing the dataset's features in a daemon thread."""
-        if self._loader is None:
+        if load_in_background:  # before the model: building it may import its library
             self._loader = threading.Thread(
                 target=self._load, name="alphalab-features", daemon=True
             )
             self._loader.start()
+        model = init_instance_by_config(task["model"], "alphalab.model", accept_types=BaseModel)
+        if not isinstance(model, Model):
+            raise ConfigError(f"task.model must build a Model; got {type(model).__name__}")
+        self.model: Model = model
+        records = task.get("record") or []
+        self.records: list[Any] = [records] if isinstance(records, str | Mapping) else records
 
     def _load(self) -> None:
         started = time.perf_counter()

@@ -129,6 +129,11 @@ def format_table(steps: Sequence[Mapping[str, Any]], markdown: bool = False) -> 
     return "\n".join(lines)
 
 
+def table_notes(steps: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A line per step that has a note (e.g. why a row has no peer): ``* step: note``."""
+    return [f"* {str(s['step']).strip()}: {s['note']}" for s in steps if s.get("note")]
+
+
 def growth_table(sizes: Sequence[Mapping[str, Any]]) -> str:
     """One row per (suite, step), one column per market size: alphalab | peer seconds and MB."""
     order: list[tuple[str, str]] = []

@@ -20,10 +20,12 @@ What happens:
    both sides read the same float32 values; shared predictions for the backtest suite and the
    two workflow files (alphalab's demo workflow and its Qlib twin) are written beside them.
 3. Every step runs in a fresh subprocess per side (alphalab in this environment, Qlib in the
-   peer's), alternating which side goes first, ``--repeat`` times; the table shows medians.
-   Time is the step's own timed section (for the workflow suite: the whole run, qrun's
-   ``workflow`` for Qlib); memory is the peak RSS of the process (its VmHWM, or that of a child
-   process it waited for, if larger), interpreter and imports included.
+   peer's; plain MLflow and plain Optuna, the peers of some rows, in this one), alternating
+   which side goes first, ``--repeat`` times; the table shows medians. Time is the step's own
+   timed section (for the workflow suite: the whole run, qrun's ``workflow`` for Qlib);
+   memory is the peak RSS of the process (its VmHWM, or that of a child process it waited
+   for, if larger), interpreter and imports included. A row may have no peer (said under
+   its table).
 4. Agreement is computed where both sides compute the same thing: raw values, feature
    values, IC, daily backtest returns, the workflow's metrics.
 5. The results go to ``benchmarks/results/<scale>-<time>.json``; a medium run also rewrites
@@ -94,8 +96,9 @@ SCALES: dict[str, tuple[Size, ...]] = {
 }
 
 #: Steps of each suite: (row name, alphalab's step, the peer's step, the peer's environment:
-#: "qlib" = the peer venv, "mlflow" = plain MLflow in alphalab's own environment).
-SUITE_STEPS: dict[str, list[tuple[str, str, str, str]]] = {
+#: "qlib" = the peer venv, "mlflow" = plain MLflow in alphalab's own environment, "optuna" =
+#: plain Optuna in alphalab's own environment; None and None: a row with no peer).
+SUITE_STEPS: dict[str, list[tuple[str, str, str | None, str | None]]] = {
     "tracking": [
         ("log {steps} points (MlflowClient.log_metric)", "tracking_log", "tracking_log", "mlflow"),
         ("log {steps} points (Qlib's R.log_metrics)", "tracking_log", "tracking_log_qlib", "qlib"),
@@ -108,8 +111,21 @@ SUITE_STEPS: dict[str, list[tuple[str, str, str, str]]] = {
         ("TopkDropout backtest + risk", "backtest", "backtest", "qlib"),
     ],
     "workflow": [("LightGBM+Alpha158 end to end", "workflow", "workflow", "qlib")],
-    "tasks": [],
-    "tune": [],
+    "tasks": [
+        ("rolling OLS, {windows} windows (RollingGen+TrainerR+collect)", "tasks", "tasks", "qlib"),
+        ("  same via SQLite task pool, 2 workers", "tasks_pool", None, None),
+    ],
+    "tune": [("{trials} TPE trials, small LightGBM", "tune", "tune_optuna", "optuna")],
+}
+#: Rows without a peer, and why (printed under the table).
+STEP_NOTE = {
+    "tasks_pool": "alphalab only: Qlib's task pool (TaskManager, TrainerRM) needs MongoDB",
+}
+#: Where each peer environment runs its steps: (python, script).
+PEER_SCRIPTS = {
+    "qlib": (PEER_PYTHON, "steps_qlib.py"),
+    "mlflow": (Path(sys.executable), "steps_qlib.py"),
+    "optuna": (Path(sys.executable), "steps_alphalab.py"),
 }
 SUITE_MODULE = {
     "tracking": "alphalab.tracking",
@@ -120,11 +136,17 @@ SUITE_MODULE = {
     "tasks": "alphalab.tasks",
     "tune": "alphalab.tune",
 }
-PEER_NAME = {"tracking": "MLflow client, Qlib's R"}
+PEER_NAME = {
+    "tracking": "MLflow client, Qlib's R",
+    "tune": "Optuna alone, same training, nothing tracked",
+}
 WORKFLOW_PHASES = ("features", "fit", "SignalRecord", "SigAnaRecord", "PortAnaRecord")
 #: Metric points and empty runs of the tracking suite per scale (one log_metric call per
 #: point costs ~10 ms on SQLite, so the peer's side grows fast).
 TRACKING = {"small": (500, 20), "medium": (1000, 50), "large": (10000, 100)}
+#: Test windows of the rolling study and trials of the tuning study.
+ROLLING_WINDOWS = 4
+TUNE_TRIALS = 8
 
 
 def log(message: str) -> None:
@@ -212,6 +234,7 @@ def prepare_market(size: Size) -> dict[str, Any]:
     calendar = pd.DatetimeIndex(store.calendar_array())
     codes = sorted(c for c in store.listing().get_column("instrument").to_list() if c != BENCHMARK)
     seg = segments(size)
+    test_days = int(((calendar >= seg["test"][0]) & (calendar <= seg["test"][1])).sum())
     backtest_config = {
         "start_time": seg["test"][0],
         # Qlib's backtest needs a trading day after its end: stop one day before the data does
@@ -240,6 +263,9 @@ def prepare_market(size: Size) -> dict[str, Any]:
         "workflow_yaml": str(folder / "workflow_alphalab.yaml"),
         "qlib_workflow_yaml": str(folder / "workflow_qlib.yaml"),
         "threads": 2,
+        # the rolling study: ROLLING_WINDOWS test windows of equal length tile the test segment
+        "rolling_step": -(-test_days // ROLLING_WINDOWS),
+        "tune_trials": TUNE_TRIALS,
     }
     if not Path(spec["signal"]).exists():
         write_signal(store, codes, seg["test"], Path(spec["signal"]))
@@ -247,14 +273,20 @@ def prepare_market(size: Size) -> dict[str, Any]:
     return spec
 
 
-def write_signal(store: Any, codes: list[str], test: list[str], path: Path) -> None:
-    """Predictions for the backtest suite: Qlib's label plus noise, over the test segment."""
+def label_series(store: Any, codes: list[str], test: list[str]) -> tuple[pd.Series, pd.Series]:
+    """Qlib's label ``Ref($close, -2)/Ref($close, -1) - 1`` over ``test``, and the close."""
     frame = store.read(["close"], codes, test[0], test[1], future=2).to_pandas()
     close = frame.set_index(["datetime", "instrument"])["close"].astype(float)
     wide = close.unstack("instrument")
     label = (wide.shift(-2) / wide.shift(-1) - 1).stack(future_stack=True)
     label.index = label.index.set_names(["datetime", "instrument"])
     label = label[label.index.get_level_values("datetime") <= pd.Timestamp(test[1])]
+    return label, close
+
+
+def write_signal(store: Any, codes: list[str], test: list[str], path: Path) -> None:
+    """Predictions for the backtest suite: Qlib's label plus noise, over the test segment."""
+    label, close = label_series(store, codes, test)
     rng = np.random.default_rng(7)
     zscore = label.groupby(level="datetime").transform(lambda s: (s - s.mean()) / s.std())
     score = 0.1 * zscore.fillna(0.0) + rng.normal(size=len(label))
@@ -335,11 +367,26 @@ def run_child(python: Path | str, script: str, step: str, spec_path: Path, out: 
     return result
 
 
-def agreement(step: str, folder: Path, ours: list[dict], theirs: list[dict]) -> dict[str, Any]:
+def rolling_ic(spec: dict[str, Any], score: pd.Series) -> float:
+    """Mean daily IC of rolling predictions against Qlib's label computed from the store."""
+    from alphalab.data import ParquetMarketStore
+    from alphalab.evaluate import calc_ic
+
+    label, _ = label_series(
+        ParquetMarketStore(spec["store"]), spec["codes"], spec["segments"]["test"]
+    )
+    frame = pd.DataFrame({"score": score, "label": label.reindex(score.index)}).dropna()
+    ic, _ = calc_ic(frame["score"], frame["label"])
+    return float(ic.mean())
+
+
+def agreement(
+    step: str, folder: Path, ours: list[dict], theirs: list[dict], spec: dict[str, Any]
+) -> dict[str, Any]:
     """Compare what both sides computed (from the last repetition's outputs)."""
-    if not ours or not theirs:
+    if not ours or (not theirs and step not in STEP_NOTE):
         return {}
-    a, b = ours[-1], theirs[-1]
+    a, b = ours[-1], (theirs[-1] if theirs else {})
     out: dict[str, Any] = {}
     try:
         if step in ("data", "features"):
@@ -378,6 +425,31 @@ def agreement(step: str, folder: Path, ours: list[dict], theirs: list[dict]) -> 
                 out["ann. excess"] = f"{a['metrics'][key]:.3f}/{b['metrics'][key]:.3f}"
         elif step == "tracking_log":
             out["points"] = f"{a['metrics']['points']}/{b['metrics']['points']}"
+        elif step == "tasks":
+            left = load_frame(folder / "tasks_alphalab.npz")["score"]
+            right = load_frame(folder / "tasks_peer.npz")["score"]
+            out["IC"] = f"{rolling_ic(spec, left):.4f}/{rolling_ic(spec, right):.4f}"
+            common = left.index.intersection(right.index)
+            out["pred corr"] = f"{float(np.corrcoef(left[common], right[common])[0, 1]):.4f}"
+            out["windows"] = f"{a['metrics']['windows']}/{b['metrics']['windows']}"
+            out["rows"] = f"{a['metrics']['rows']}/{b['metrics']['rows']}"
+        elif step == "tasks_pool":
+            pooled = load_frame(folder / "tasks_pool_alphalab.npz")["score"]
+            alone = load_frame(folder / "tasks_alphalab.npz")["score"].reindex(pooled.index)
+            out["IC"] = f"{rolling_ic(spec, pooled):.4f}"
+            out["windows"] = a["metrics"]["windows"]
+            out["= TrainerR preds"] = f"{100 * harness.match_rate(pooled, alone):.1f}%"
+        elif step == "tune":
+            ma, mb = a["metrics"], b["metrics"]
+            out["best IC"] = f"{ma['best_value']:.5f}/{mb['best_value']:.5f}"
+            pairs = list(zip(ma["params"], mb["params"], strict=False))
+            out["trials"] = f"{ma['trials']}/{mb['trials']}"
+            out["same params"] = sum(x == y for x, y in pairs)
+            values = zip(ma.get("values", []), mb.get("values", []), strict=False)
+            out["same IC"] = sum(
+                x is not None and y is not None and abs(x - y) < 1e-9 for x, y in values
+            )
+            out["s/trial"] = f"{ma['trial_seconds']:.2f}/{mb['trial_seconds']:.2f}"
     except (OSError, KeyError, ValueError) as e:
         out["error"] = str(e)[:80]
     return out
@@ -399,6 +471,7 @@ def run_suite(
         entry.update(available=False, reason=f"no side-by-side steps for {suite} yet")
         return entry
     steps_, runs = TRACKING[scale]
+    counts = {"steps": f"{steps_:,}", "runs": runs, "windows": ROLLING_WINDOWS}
     spec = {**spec, "tracking_steps": steps_, "empty_runs": runs}
     folder.mkdir(parents=True, exist_ok=True)
     spec["out_dir"] = str(folder)
@@ -414,17 +487,22 @@ def run_suite(
         get_client(f"sqlite:///{tracking / 'mlflow.db'}")
         spec["tracking_dir"] = str(tracking)
         spec_path.write_text(json.dumps(spec, indent=1))
+    if suite in ("tasks", "tune"):
+        # each step copies this empty, migrated store: fresh runs, no migrations per process
+        spec["tracking_template"] = str(empty_store(folder / "empty-mlflow.db"))
+        spec_path.write_text(json.dumps(spec, indent=1))
     for title, step, peer_step, peer_env in SUITE_STEPS[suite]:
-        peer_python: Path | str = sys.executable if peer_env == "mlflow" else PEER_PYTHON
-        title = title.format(steps=f"{steps_:,}", runs=runs)
+        title = title.format(**counts, trials=spec["tune_trials"])
         sides: dict[str, list[dict]] = {"alphalab": [], "peer": []}
         errors: list[str] = []
+        both = ["alphalab"] if peer_step is None or peer_env is None else ["alphalab", "peer"]
         for rep in range(repeat):
-            order = ["alphalab", "peer"] if rep % 2 == 0 else ["peer", "alphalab"]
+            order = both if rep % 2 == 0 else both[::-1]
             for side in order:
-                script = "steps_alphalab.py" if side == "alphalab" else "steps_qlib.py"
-                python = sys.executable if side == "alphalab" else peer_python
-                name = step if side == "alphalab" else peer_step
+                python: Path | str = sys.executable
+                script, name = "steps_alphalab.py", step
+                if side == "peer" and peer_step is not None and peer_env is not None:
+                    (python, script), name = PEER_SCRIPTS[peer_env], peer_step
                 try:
                     result = run_child(
                         python, script, name, spec_path, folder / f"{name}-{side}.json"
@@ -444,7 +522,8 @@ def run_suite(
             title,
             sides["alphalab"],
             sides["peer"],
-            agreement(step, folder, sides["alphalab"], sides["peer"]),
+            agreement(step, folder, sides["alphalab"], sides["peer"], spec),
+            note=STEP_NOTE.get(step, ""),
         )
         if errors:
             row["errors"] = errors
@@ -453,6 +532,19 @@ def run_suite(
             entry["steps"] += phase_rows(sides)
     entry["load_average"]["after"] = harness.load_average()
     return entry
+
+
+def empty_store(path: Path) -> Path:
+    """An empty, migrated SQLite tracking store in one file (its WAL checkpointed)."""
+    import sqlite3
+
+    from alphalab.tracking import get_client
+
+    if not path.exists():
+        get_client(f"sqlite:///{path}")
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path
 
 
 def _rest(result: dict[str, Any]) -> float:
@@ -492,6 +584,8 @@ def print_suite(name: str, entry: dict[str, Any], peer: str) -> None:
         log(f"not available: {entry['reason']}")
         return
     log(harness.format_table(entry["steps"]))
+    for line in harness.table_notes(entry["steps"]):
+        log(line)
     log(f"load average before {load.get('before')}, after {load.get('after')}")
 
 
@@ -522,6 +616,36 @@ What each row measures (both sides on the same data, in the same run):
   SQLite store created beforehand (MLflow's one-off schema migrations are not counted), Qlib
   into its `./mlruns` file store. Agreement: the runs' IC, Rank IC and annualised excess
   return with cost.
+- tasks: a rolling study of a light task (`benchmarks/light_task.py`: `DataHandlerLP` with a
+  `QlibDataLoader` of 10 Alpha158 expressions and Qlib's label, `Fillna` of the features,
+  `DropnaLabel` + `CSZScoreNorm` of the label, an OLS `LinearModel`, `SignalRecord`; one
+  year to train, the next to validate, then the test segment) over the test segment in 4
+  windows of equal length: `RollingGen(step, rtype=ROLL_SD)` + `TrainerR` (`train` +
+  `end_train`) + `RecorderCollector` with `RollingGroup`, the same names on both sides, all
+  in one process. Every window's handler reads from the train start to the test end. Time:
+  generating, training and collecting up to the ensembled predictions, after `init`.
+  alphalab records into a SQLite store created beforehand; its feature cache is empty at
+  the start and, the windows' handlers being alike, windows after the first read their
+  features from it (its default behaviour). Qlib records into MLflow's file store in a
+  scratch folder, caches off (its default), keying runs by model class and test segment as
+  its `RollingStrategy` does. The indented row trains the same windows through alphalab's
+  task pool: a SQLite task store, two `alphalab worker` processes (their start-up
+  included), `TrainerRM(skip_run_task=True)` waiting for them; it has no peer because
+  Qlib's pool (`TaskManager`, `TrainerRM`) needs MongoDB. Agreement: IC of the ensembled
+  predictions against the same label (computed from the store), the correlation of the two
+  sides' predictions, windows and rows; for the pool, the share of predictions equal to
+  TrainerR's.
+- tune: 8 trials of Optuna's TPE sampler (seed 0) over the learning rate and number of
+  leaves of a small LightGBM (one thread, deterministic) on the light task's dataset, scored
+  by the IC of the test predictions. alphalab: `run_tune` with every trial a child run of the
+  study's run (params, workflow, training curve, model and dataset, predictions, IC, each
+  boosting round reported to Optuna for pruning), the best params, trials table and plots
+  written at the end. Peer: an Optuna study in the same kind of SQLite storage whose
+  objective makes the same alphalab calls (build, `setup_data`, `fit`, `predict`, IC)
+  without tracking anything. Both processes start with an empty feature cache. Agreement:
+  best IC, trials, how many trials had identical params and identical IC (the same seed
+  and a deterministic objective give the same study), and the mean seconds per trial
+  (Optuna's trial durations), whose difference is alphalab's tracking cost per trial.
 """
 
 
@@ -563,9 +687,10 @@ def write_docs(doc: dict[str, Any], results_file: Path) -> None:
                 lines += [f"Not available: {entry['reason']}.", ""]
                 continue
             lines.append(harness.format_table(entry["steps"], markdown=True))
+            notes = harness.table_notes(entry["steps"])
             load = entry["load_average"]
+            lines += ["", *notes, ""] if notes else [""]
             lines += [
-                "",
                 f"Load average (1, 5, 15 min) before {load['before']}, after {load.get('after')}.",
                 "",
             ]

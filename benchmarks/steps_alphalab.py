@@ -10,7 +10,10 @@ environments may run different pandas versions).
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import harness  # this folder is on sys.path: the script runs from it
+import light_task
 import numpy as np
 import pandas as pd
 
@@ -222,6 +226,225 @@ def step_tracking_empty(spec: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - began}
 
 
+# --- tasks: a rolling study ---------------------------------------------------------------
+
+
+def _tracking_store(spec: dict[str, Any]) -> Path:
+    """A fresh SQLite tracking store, ready before timing, and the settings pointing to it.
+
+    The store is a copy of an empty one the harness migrated once (MLflow's schema
+    migrations take seconds and happen once per store, not per run).
+    """
+    from alphalab.tracking import get_client
+
+    tracking = Path(tempfile.mkdtemp(prefix="runs-", dir=spec["out_dir"]))
+    atexit.register(shutil.rmtree, tracking, True)
+    if spec.get("tracking_template"):
+        shutil.copyfile(spec["tracking_template"], tracking / "mlflow.db")
+    get_client(f"sqlite:///{tracking / 'mlflow.db'}")  # migrates it when there is no template
+    _init(spec, tracking)
+    return tracking
+
+
+def _save_rolling(spec: dict[str, Any], name: str, collected: dict[Any, Any]) -> dict[str, Any]:
+    """Save the ensembled predictions (one group: the model) as npz; their size."""
+    (frame,) = collected["pred"].values()
+    frame = frame.to_frame("score") if isinstance(frame, pd.Series) else frame[["score"]]
+    save_frame(Path(spec["out_dir"]) / f"{name}.npz", frame)
+    return {"rows": len(frame), "days": int(frame.index.get_level_values(0).nunique())}
+
+
+def step_tasks(spec: dict[str, Any]) -> dict[str, Any]:
+    """RollingGen(sliding) + TrainerR + RecorderCollector(RollingGroup), in this process."""
+    from alphalab.tasks import RecorderCollector, RollingGen, RollingGroup, TrainerR
+
+    _tracking_store(spec)
+    task = light_task.rolling_task(spec, "alphalab")
+    phases: dict[str, float] = {}
+    began = time.perf_counter()
+    tasks = RollingGen(step=int(spec["rolling_step"]), rtype=RollingGen.ROLL_SD).generate(task)
+    phases["generate"] = time.perf_counter() - began
+    trainer = TrainerR(experiment_name="rolling")
+    recorders = trainer.end_train(trainer.train(tasks))
+    phases["train"] = time.perf_counter() - began - phases["generate"]
+    collected = RecorderCollector("rolling", process_list=RollingGroup())()
+    seconds = time.perf_counter() - began
+    phases["collect"] = seconds - phases["train"] - phases["generate"]
+    metrics = {"windows": len(recorders), **_save_rolling(spec, "tasks_alphalab", collected)}
+    return {"seconds": seconds, "phases": phases, "metrics": metrics}
+
+
+def _worker_env() -> dict[str, str]:
+    """This process's settings as ``ALPHALAB_*`` variables, for worker processes."""
+    from dataclasses import asdict
+
+    from alphalab.config import ENV_VARS, get_settings
+
+    env = dict(os.environ)
+    for key, value in asdict(get_settings()).items():
+        if key in ENV_VARS and value is not None:
+            env[ENV_VARS[key]] = str(value)
+    return env
+
+
+def step_tasks_pool(spec: dict[str, Any]) -> dict[str, Any]:
+    """The same windows through a SQLite task pool trained by two ``alphalab worker``s."""
+    from alphalab.tasks import (
+        RecorderCollector,
+        RollingGen,
+        RollingGroup,
+        TaskManager,
+        TrainerRM,
+    )
+
+    tracking = _tracking_store(spec)
+    task_uri = f"sqlite:///{tracking / 'tasks.db'}"
+    task = light_task.rolling_task(spec, "alphalab")
+    worker = [sys.executable, "-c", "import sys; from alphalab.cli import main; main()"]
+    worker += ["worker", "--pool", "rolling", "--uri", task_uri, "--experiment", "rolling"]
+    began = time.perf_counter()
+    tasks = RollingGen(step=int(spec["rolling_step"]), rtype=RollingGen.ROLL_SD).generate(task)
+    TaskManager("rolling", task_uri).create_task(tasks)  # the store is created here
+    env = _worker_env()
+    procs = [subprocess.Popen(worker, env=env) for _ in range(2)]
+    trainer = TrainerRM(
+        "rolling", "rolling", skip_run_task=True, uri=task_uri, poll_interval=0.2, progress=False
+    )
+    recorders = trainer.end_train(trainer.train(tasks))
+    collected = RecorderCollector("rolling", process_list=RollingGroup())()
+    seconds = time.perf_counter() - began
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise RuntimeError(f"worker processes exited with {codes}")
+    metrics = {"windows": len(recorders), **_save_rolling(spec, "tasks_pool_alphalab", collected)}
+    return {"seconds": seconds, "metrics": metrics}
+
+
+# --- tune: tracked trials against Optuna alone -------------------------------------------
+
+
+def _tune_workflow(spec: dict[str, Any]) -> dict[str, Any]:
+    """The tuned workflow: the light dataset and a small LightGBM, scored by the test IC."""
+    return {
+        "qlib_init": {"provider_uri": spec["store"]},
+        "experiment_name": "bench",
+        "task": {
+            "model": light_task.tune_model(spec, "alphalab"),
+            "dataset": light_task.dataset_config(spec, "alphalab"),
+            "record": [],
+        },
+    }
+
+
+def _tune_space() -> dict[str, dict[str, Any]]:
+    return {
+        path: {"type": "float" if log else "int", "low": low, "high": high, "log": log}
+        for path, low, high, log in light_task.TUNE_SPACE
+    }
+
+
+def _trial_seconds(study: Any) -> float:
+    durations = [t.duration.total_seconds() for t in study.trials if t.duration is not None]
+    return float(np.mean(durations)) if durations else float("nan")
+
+
+def step_tune(spec: dict[str, Any]) -> dict[str, Any]:
+    """``run_tune``: N TPE trials, each a child run (params, curve, pred/label, IC), outputs."""
+    import optuna
+
+    from alphalab.tune import parse_tune_config, run_tune
+
+    tracking = _tracking_store(spec)
+    storage = f"sqlite:///{tracking / 'study.db'}"
+    config = parse_tune_config(
+        {
+            **_tune_workflow(spec),
+            "experiment": {"name": "tune", "output_dir": str(tracking / "tune")},
+            "study": {"name": "bench", "storage": storage},
+            "optimization_criteria": {"metric": "IC", "direction": "max"},
+            "trial_records": "needed",
+            "tuner_pipeline": [
+                {
+                    "name": "model",
+                    "n_trials": int(spec["tune_trials"]),
+                    "sampler": {"type": "tpe", "seed": 0},
+                    "pruner": "none",
+                    "space": _tune_space(),
+                }
+            ],
+        }
+    )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    began = time.perf_counter()
+    result = run_tune(config)
+    seconds = time.perf_counter() - began
+    study = optuna.load_study(study_name=result.tuners[0].study_name, storage=storage)
+    best = result.best or {}
+    return {
+        "seconds": seconds,
+        "metrics": {
+            "best_value": float(best.get("best_value", float("nan"))),
+            "trials": len(study.trials),
+            "trial_seconds": _trial_seconds(study),
+            "params": [t.params for t in study.trials],
+            "values": [t.value for t in study.trials],
+        },
+    }
+
+
+def step_tune_optuna(spec: dict[str, Any]) -> dict[str, Any]:
+    """Optuna alone: the same space, sampler seed and training + IC, nothing tracked."""
+    import optuna
+
+    from alphalab.config import init_instance_by_config
+    from alphalab.evaluate import signal_analysis
+    from alphalab.tune import set_paths
+    from alphalab.workflow import raw_label
+
+    _init(spec)
+    folder = Path(tempfile.mkdtemp(prefix="optuna-", dir=spec["out_dir"]))
+    atexit.register(shutil.rmtree, folder, True)
+    workflow = _tune_workflow(spec)
+    space = light_task.TUNE_SPACE
+
+    def objective(trial: optuna.Trial) -> float:
+        values: dict[str, Any] = {}
+        for path, low, high, log in space:
+            if log:
+                values[path] = trial.suggest_float(path, low, high, log=True)
+            else:
+                values[path] = trial.suggest_int(path, int(low), int(high))
+        task = set_paths(workflow, values)["task"]
+        model = init_instance_by_config(task["model"], "alphalab.model")
+        dataset = init_instance_by_config(task["dataset"], "alphalab.data")
+        dataset.setup_data()
+        model.fit(dataset)
+        pred = model.predict(dataset)  # what SignalRecord + SigAnaRecord compute
+        label = raw_label(dataset)
+        return float(signal_analysis(pred, label.iloc[:, 0]).metrics["IC"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    began = time.perf_counter()
+    study = optuna.create_study(
+        study_name="bench",
+        storage=f"sqlite:///{folder / 'study.db'}",
+        sampler=optuna.samplers.TPESampler(seed=0),
+        direction="maximize",
+    )
+    study.optimize(objective, n_trials=int(spec["tune_trials"]))
+    seconds = time.perf_counter() - began
+    return {
+        "seconds": seconds,
+        "metrics": {
+            "best_value": float(study.best_value),
+            "trials": len(study.trials),
+            "trial_seconds": _trial_seconds(study),
+            "params": [t.params for t in study.trials],
+            "values": [t.value for t in study.trials],
+        },
+    }
+
+
 STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "data": step_data,
     "features": step_features,
@@ -230,6 +453,10 @@ STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "workflow": step_workflow,
     "tracking_log": step_tracking_log,
     "tracking_empty": step_tracking_empty,
+    "tasks": step_tasks,
+    "tasks_pool": step_tasks_pool,
+    "tune": step_tune,
+    "tune_optuna": step_tune_optuna,
 }
 
 

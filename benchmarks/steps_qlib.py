@@ -2,12 +2,15 @@
 
 Runs in the peer environment (``benchmarks/.peer-env``) as one subprocess per measurement:
 ``python steps_qlib.py STEP SPEC.json OUT.json``. Same protocol and output files as
-``steps_alphalab.py``; only numpy, pandas, Qlib and MLflow are imported here.
+``steps_alphalab.py``; only numpy, pandas, Qlib and MLflow are imported here (and
+``light_task.py``, the task both sides' rolling studies train).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import harness  # this folder is on sys.path: the script runs from it
+import light_task
 import numpy as np
 import pandas as pd
 
@@ -244,6 +248,63 @@ def step_tracking_empty(spec: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - began}
 
 
+def _rolling_key(recorder: Any) -> tuple[str, Any]:
+    """(model class, test segment): the key of Qlib's ``RollingStrategy.get_collector``."""
+    task = recorder.load_object("task")
+    return task["model"]["class"], task["dataset"]["kwargs"]["segments"]["test"]
+
+
+def step_tasks(spec: dict[str, Any]) -> dict[str, Any]:
+    """Qlib's rolling study in one process: RollingGen(ROLL_SD) + TrainerR + RecorderCollector.
+
+    No MongoDB is needed: TrainerR trains in this process and records into MLflow's file
+    store in a scratch folder (``MLFLOW_ALLOW_FILE_STORE=true``, as for qrun).
+    """
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    import qlib
+    from qlib.model.ens.group import RollingGroup
+    from qlib.model.trainer import TrainerR
+    from qlib.workflow.task.collect import RecorderCollector
+    from qlib.workflow.task.gen import RollingGen
+
+    work = Path(tempfile.mkdtemp(prefix="qlib-rolling-", dir=spec["out_dir"]))
+    atexit.register(shutil.rmtree, work, True)
+    os.chdir(work)
+    qlib.init(
+        provider_uri=spec["qlib_dir"],
+        region="cn",
+        expression_cache=None,
+        dataset_cache=None,
+        exp_manager={
+            "class": "MLflowExpManager",
+            "module_path": "qlib.workflow.expm",
+            "kwargs": {"uri": f"file:{work / 'mlruns'}", "default_exp_name": "Experiment"},
+        },
+    )
+    task = light_task.rolling_task(spec, "qlib")
+    phases: dict[str, float] = {}
+    began = time.perf_counter()
+    tasks = RollingGen(step=int(spec["rolling_step"]), rtype=RollingGen.ROLL_SD).generate(task)
+    phases["generate"] = time.perf_counter() - began
+    trainer = TrainerR(experiment_name="rolling")
+    recorders = trainer.end_train(trainer.train(tasks))
+    phases["train"] = time.perf_counter() - began - phases["generate"]
+    collected = RecorderCollector(
+        experiment="rolling", process_list=RollingGroup(), rec_key_func=_rolling_key
+    )()
+    seconds = time.perf_counter() - began
+    phases["collect"] = seconds - phases["train"] - phases["generate"]
+    (frame,) = collected["pred"].values()
+    frame = frame.to_frame("score") if isinstance(frame, pd.Series) else frame[["score"]]
+    save_frame(Path(spec["out_dir"]) / "tasks_peer.npz", frame)
+    metrics = {
+        "windows": len(recorders),
+        "rows": len(frame),
+        "days": int(frame.index.get_level_values(0).nunique()),
+    }
+    return {"seconds": seconds, "phases": phases, "metrics": metrics}
+
+
 STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "data": step_data,
     "features": step_features,
@@ -253,6 +314,7 @@ STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "tracking_log": step_tracking_log,
     "tracking_log_qlib": step_tracking_log_qlib,
     "tracking_empty": step_tracking_empty,
+    "tasks": step_tasks,
 }
 
 

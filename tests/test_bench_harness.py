@@ -134,3 +134,22 @@ def test_growth_table_has_a_column_per_size() -> None:
     assert "3 stocks" in lines[0]
     assert lines[2].startswith("features: a")
     assert "3.00 | 30.00 s, 100 | 900 MB" in lines[2]
+
+
+def test_step_without_a_peer_shows_dashes_and_its_note() -> None:
+    alone = harness.step_entry(
+        "  via a task pool",
+        [{"seconds": 3.0, "peak_mb": 100.0}],
+        [],
+        {"windows": 4},
+        note="alphalab only: the peer's pool needs MongoDB",
+    )
+    assert alone["peer"]["seconds"] is None and alone["ratio"] is None
+    row = harness.format_table([_step("a", [1.0], [2.0]), alone]).splitlines()[3]
+    assert row.split()[4:9] == ["3.00", "-", "-", "100", "-"]
+    assert "windows 4" in row
+    assert harness.table_notes([_step("a", [1.0], [2.0]), alone]) == [
+        "* via a task pool: alphalab only: the peer's pool needs MongoDB"
+    ]
+    markdown = harness.format_table([alone], markdown=True).splitlines()[2]
+    assert markdown.replace("\\|", "").count("|") == 8

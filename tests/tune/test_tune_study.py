@@ -155,6 +155,8 @@ def test_serial_study_outputs_and_best_config_reproduces(
     lgb = _trials("serial/lgb", storage)
     data = _trials("serial/data", storage)
     assert [t.state.name for t in lgb] == ["COMPLETE"] * 2
+    # No pruner: the curves are in the trials' runs, not written to the study per round.
+    assert all(t.intermediate_values == {} for t in lgb)
     assert [t.params["task.model.kwargs.min_data_in_leaf"] for t in data] == [40]  # grid of 1
     _check_runs(result, lgb + data)
 

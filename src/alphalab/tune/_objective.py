@@ -44,12 +44,17 @@ class _Curve:
     """Training reporter of one trial: logs the curve, keeps the criterion, reports to Optuna."""
 
     def __init__(self, trial: optuna.Trial, criterion: Criterion, run: Recorder) -> None:
+        import optuna
+
         self.trial = trial
         self.criterion = criterion
         self.run = run
         self.values: list[float] = []
         self.reported: set[str] = set()
-        self.pruning_metric = criterion.pruning_metric
+        # Without a pruner nothing reads intermediate values, and each report is a write to
+        # the study's database: the curve is in the trial's run anyway.
+        pruning = not isinstance(trial.study.pruner, optuna.pruners.NopPruner)
+        self.pruning_metric = criterion.pruning_metric if pruning else None
         self.last_step = -1
 
     def __call__(self, step: int, metrics: Mapping[str, float]) -> None:

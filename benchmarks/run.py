@@ -649,6 +649,12 @@ What each row measures (both sides on the same data, in the same run):
 """
 
 
+def latest_results(scale: str) -> dict[str, Any] | None:
+    """The newest results document of ``scale`` under benchmarks/results/, if any."""
+    files = sorted(RESULTS.glob(f"{scale}-*.json"))
+    return json.loads(files[-1].read_text()) if files else None
+
+
 def write_docs(doc: dict[str, Any], results_file: Path) -> None:
     """Rewrite docs/performance.md from a results document."""
     machine = doc["machine"]
@@ -694,9 +700,20 @@ def write_docs(doc: dict[str, Any], results_file: Path) -> None:
                 f"Load average (1, 5, 15 min) before {load['before']}, after {load.get('after')}.",
                 "",
             ]
-    if len(doc["sizes"]) > 1:
-        lines += ["## Growth (alphalab | peer)", "", "```", harness.growth_table(doc["sizes"])]
-        lines += ["```", ""]
+    growth = doc if len(doc["sizes"]) > 1 else latest_results("large")
+    if growth is not None:
+        lines += [
+            "## Growth (alphalab | peer)",
+            "",
+            f"The `large` scale (`benchmarks/run.py --scale large`), run {growth['started']} UTC "
+            f"with {growth['repeat']} repetition(s) per side, {growth['seconds'] / 60:.1f} "
+            "minutes: seconds and peak MB of each step at three market sizes.",
+            "",
+            "```",
+            harness.growth_table(growth["sizes"]),
+            "```",
+            "",
+        ]
     lines += [
         STEP_NOTES,
         f"Raw numbers (every repetition, per-run load averages): "

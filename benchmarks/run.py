@@ -612,7 +612,10 @@ What each row measures (both sides on the same data, in the same run):
   Alpha158, SignalRecord + SigAnaRecord + PortAnaRecord) against the same YAML with Qlib's
   module paths run by qrun's `workflow` function (what the `qrun` command calls). Time is the
   whole process, as a user waits for it; the indented rows are phases timed inside the same
-  processes ("rest": start-up, imports, tracking, saving artifacts). alphalab records into a
+  processes ("rest": start-up, imports, tracking, saving artifacts, outside the phases).
+  alphalab computes the features in a thread while it imports LightGBM and opens its run, so
+  its features row is that computation's own time and part of its start-up hides under it;
+  its rest is what remains outside the phases. alphalab records into a
   SQLite store created beforehand (MLflow's one-off schema migrations are not counted), Qlib
   into its `./mlruns` file store. Agreement: the runs' IC, Rank IC and annualised excess
   return with cost.

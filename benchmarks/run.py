@@ -58,7 +58,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import harness  # noqa: E402
-from steps_alphalab import load_frame, save_frame  # noqa: E402
+from npz_frames import load_frame, save_frame  # noqa: E402
 
 PEER_ENV = HERE / ".peer-env"
 PEER_PYTHON = PEER_ENV / "bin" / "python"

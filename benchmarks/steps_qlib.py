@@ -19,32 +19,10 @@ from typing import Any
 
 import harness  # this folder is on sys.path: the script runs from it
 import light_task
-import numpy as np
 import pandas as pd
+from npz_frames import load_frame, save_frame
 
 FIELDS = ["open", "high", "low", "close", "volume", "vwap"]
-
-
-def save_frame(path: str | Path, frame: pd.DataFrame) -> None:
-    """Same layout as ``steps_alphalab.save_frame`` (dates as int64 days)."""
-    frame = frame.sort_index()
-    dates = pd.DatetimeIndex(frame.index.get_level_values("datetime"))
-    np.savez(
-        path,
-        dates=dates.values.astype("datetime64[D]").astype("int64"),
-        instruments=np.asarray(frame.index.get_level_values("instrument"), dtype=str),
-        columns=np.asarray([str(c) for c in frame.columns], dtype=str),
-        values=frame.to_numpy(dtype="float64"),
-    )
-
-
-def load_frame(path: str | Path) -> pd.DataFrame:
-    with np.load(path, allow_pickle=False) as z:
-        index = pd.MultiIndex.from_arrays(
-            [pd.to_datetime(z["dates"].astype("datetime64[D]")), z["instruments"]],
-            names=["datetime", "instrument"],
-        )
-        return pd.DataFrame(z["values"], index=index, columns=list(z["columns"]))
 
 
 def _init(spec: dict[str, Any]) -> None:

@@ -255,7 +255,7 @@ class DataHandlerLP:
         elif data_key in self._views:
             frame = _select_rows(self._views[data_key], selector, level)
         else:
-            available = ", ".join(sorted([*self._views, self.DK_L]))
+            available = ", ".join(sorted({*self._views, self.DK_L}))
             raise ConfigError(
                 f"data_key {data_key!r} is not available (drop_raw={self.drop_raw}); "
                 f"choose from: {available}"

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from alphalab._memory import configure_polars_allocator
 from alphalab.config import get_settings, init
 from alphalab.version import __version__
+
+configure_polars_allocator()  # nothing above imports Polars
 
 __all__ = ["R", "__version__", "get_settings", "init"]
 

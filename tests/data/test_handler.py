@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
 from alphalab.data import (
     Alpha158,
@@ -267,6 +268,24 @@ def test_dataset_segments_and_errors(alpha158_dataset) -> None:
         empty.prepare("test")
     with pytest.raises(ConfigError, match="Segment 'bad' must be \\[start, end\\]"):
         DatasetH(handler=alpha158_dataset.handler, segments={"bad": "2020"}).segment_bounds("bad")
+
+
+@pytest.mark.parametrize("data_key", ["infer", "learn"])
+def test_segment_chunks_are_the_segment_in_runs_of_whole_dates(alpha158_dataset, data_key) -> None:
+    whole = alpha158_dataset.prepare_polars("train", data_key=data_key)
+    pieces = list(alpha158_dataset.prepare_chunks("train", data_key=data_key, rows=5_000))
+    assert len(pieces) > 3
+    if data_key == "infer":  # whole dates, at least the rows asked (learning drops some)
+        assert all(p.height >= 5_000 for p in pieces[:-1])
+    last_days = [p["datetime"].max() for p in pieces[:-1]]
+    first_days = [p["datetime"].min() for p in pieces[1:]]
+    assert all(a < b for a, b in zip(last_days, first_days, strict=True))  # no date split
+    assert_frame_equal(pl.concat(pieces), whole)
+    empty = DatasetH(
+        handler=alpha158_dataset.handler, segments={"test": ["2030-01-01", "2030-12-31"]}
+    )
+    with pytest.raises(DataError, match=r"Segment 'test' \[2030-01-01, 2030-12-31\] has no rows"):
+        list(empty.prepare_chunks("test", data_key=data_key))
 
 
 def test_ts_dataset_windows_reach_before_the_segment(model_market_store) -> None:

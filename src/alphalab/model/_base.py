@@ -6,6 +6,7 @@ Models report each boosting round or epoch through :func:`alphalab._training.rep
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,12 +93,30 @@ def segment_arrays(
     No pandas frame is made on the way: it would be one more copy of the segment while a
     model is being built.
     """
+    _check_dataset(dataset)
+    col_set = ["feature", "label"] if labels else "feature"
+    frame = dataset.prepare_polars(segment, col_set=col_set, data_key=data_key)
+    return _to_arrays(frame, labels)
+
+
+def segment_chunks(
+    dataset: Any, segment: str, data_key: str, *, labels: bool = True
+) -> Iterator[SegmentArrays]:
+    """A segment as arrays, a run of whole dates at a time (see ``DatasetH.prepare_chunks``)."""
+    _check_dataset(dataset)
+    col_set = ["feature", "label"] if labels else "feature"
+    for frame in dataset.prepare_chunks(segment, col_set=col_set, data_key=data_key):
+        yield _to_arrays(frame, labels)
+
+
+def _check_dataset(dataset: Any) -> None:
     if not hasattr(dataset, "prepare_polars"):
         raise ConfigError(
             f"This model needs an alphalab dataset (DatasetH, TSDatasetH); got {dataset!r}"
         )
-    col_set = ["feature", "label"] if labels else "feature"
-    frame = dataset.prepare_polars(segment, col_set=col_set, data_key=data_key)
+
+
+def _to_arrays(frame: pl.DataFrame, labels: bool) -> SegmentArrays:
     features = [c for c in frame.columns if split_column(c)[0] == "feature"]
     label_cols = [c for c in frame.columns if split_column(c)[0] == "label"]
     x = frame.select(features).to_numpy()

@@ -18,20 +18,17 @@ from alphalab.model._base import (
     SegmentArrays,
     check_labels,
     segment_arrays,
+    segment_chunks,
     segment_names,
 )
+from alphalab.model._lgb_stream import Chunks, label_column, stream_dataset
 
 _OBJECTIVES = {"mse": "regression", "binary": "binary"}
 
 
 def _train_arrays(dataset: Any, segment: str) -> SegmentArrays:
     data = segment_arrays(dataset, segment, DataHandlerLP.DK_L)
-    assert data.y is not None
-    if data.y.shape[1] != 1:
-        raise DataError(
-            f"LGBModel trains on one label column; the {segment!r} segment has {data.y.shape[1]}"
-        )
-    data.y = data.y.ravel()
+    data.y = label_column(data, segment)
     check_labels(data.y, segment)
     return data
 
@@ -72,14 +69,26 @@ class LGBModel(ModelFT):
     def _datasets(
         self, dataset: Any, reweighter: Any, keep_raw: bool
     ) -> tuple[lgb.Dataset, lgb.Dataset | None]:
-        """LightGBM's binned datasets, built segment by segment as they are read.
+        """LightGBM's binned ``train`` and ``valid`` datasets.
 
-        Each segment's float32 matrix is freed once binned, before the next is read, unless
-        ``keep_raw`` (continuing a booster needs the raw rows to score them).
+        Segments are streamed into LightGBM a run of dates at a time (see ``_lgb_stream``).
+        With a reweighter, or ``keep_raw`` (continuing a booster scores the raw rows), each
+        segment is read whole as a float32 matrix instead.
         """
         if "train" not in segment_names(dataset):
             raise DataError("LGBModel.fit needs a 'train' segment in the dataset")
         params = self._lgb_params()
+        has_valid = "valid" in segment_names(dataset)
+        if reweighter is None and not keep_raw:
+
+            def chunks(segment: str) -> Chunks:
+                return lambda: segment_chunks(dataset, segment, DataHandlerLP.DK_L)
+
+            train = stream_dataset(chunks("train"), "train", params)
+            self.feature_names_ = list(train.feature_name)
+            release_free_memory()  # the bin-finding sample
+            valid = stream_dataset(chunks("valid"), "valid", params, train) if has_valid else None
+            return train, valid
         data = _train_arrays(dataset, "train")
         self.feature_names_ = data.feature_names
         weight = None
@@ -93,7 +102,7 @@ class LGBModel(ModelFT):
         ).construct()
         del data
         release_free_memory()  # LightGBM's sampling buffers for the bins
-        if "valid" not in segment_names(dataset):
+        if not has_valid:
             return train, None
         data = _train_arrays(dataset, "valid")
         valid = lgb.Dataset(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -89,11 +89,51 @@ class DatasetH:
         start, end = self.segment_bounds(segment)
         frame = self.handler.fetch_polars(slice(start, end), "datetime", col_set, data_key)
         if frame.height == 0:
-            raise DataError(
-                f"Segment {segment!r} [{as_date_str(start)}, {as_date_str(end)}] has no rows "
-                f"for data_key {data_key!r}; {self._coverage(data_key)}"
-            )
+            raise self._empty(segment, data_key)
         return frame
+
+    def prepare_chunks(
+        self,
+        segment: str,
+        col_set: str | Sequence[str] | None = "__all",
+        data_key: str = DataHandlerLP.DK_I,
+        rows: int = 50_000,
+    ) -> Iterator[pl.DataFrame]:
+        """What :meth:`prepare_polars` returns, as consecutive runs of whole dates.
+
+        Each piece holds about ``rows`` rows, so a model can stream a segment without holding
+        a copy of it (a learning view is processed piece by piece as it is read).
+        """
+        start, end = self.segment_bounds(segment)
+        dates = (
+            self.handler.fetch_polars(slice(start, end), "datetime", None, DataHandlerLP.DK_I)
+            .select("datetime")
+            .group_by("datetime", maintain_order=True)
+            .len()
+        )
+        yielded = 0
+        first, size = 0, 0
+        bounds: list[tuple[Any, Any]] = []
+        day = dates.get_column("datetime").to_list()
+        for k, count in enumerate(dates.get_column("len").to_list()):
+            size += count
+            if size >= rows or k == len(day) - 1:
+                bounds.append((day[first], day[k]))
+                first, size = k + 1, 0
+        for low, high in bounds:
+            frame = self.handler.fetch_polars(slice(low, high), "datetime", col_set, data_key)
+            if frame.height:
+                yielded += frame.height
+                yield frame
+        if not yielded:
+            raise self._empty(segment, data_key)
+
+    def _empty(self, segment: str, data_key: str) -> DataError:
+        start, end = self.segment_bounds(segment)
+        return DataError(
+            f"Segment {segment!r} [{as_date_str(start)}, {as_date_str(end)}] has no rows "
+            f"for data_key {data_key!r}; {self._coverage(data_key)}"
+        )
 
     def _coverage(self, data_key: str) -> str:
         whole = self.handler.fetch_polars(slice(None, None), "datetime", None, data_key)

@@ -3,6 +3,9 @@
 glibc keeps freed heap memory for reuse by the same allocator, but Polars allocates with its
 own (jemalloc), so after LightGBM frees its binning buffers the process would keep hundreds of
 megabytes it never reuses. Trimming after such phases lowers the peak of the phases that follow.
+Frames read from a memory-mapped file (the feature cache) count in the process' memory only
+for the pages that were read; those pages are dropped here too, and read again from the OS
+file cache if they are needed again.
 Polars' jemalloc in turn keeps freed pages for 0.5-1.5 s (its settings) and purges them only
 when it next allocates, so the float64 temporaries of one feature batch are still resident
 while the next batch allocates its own.
@@ -13,8 +16,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import mmap
 import os
 import sys
+import weakref
 from collections.abc import Callable
 
 #: Polars' jemalloc returns freed pages after 0.1 s, from its own background thread (measured
@@ -44,8 +49,31 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
+_mappings: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
+
+
+def map_file(path: str | os.PathLike[str]) -> mmap.mmap:
+    """Map a file read-only; :func:`release_free_memory` drops the pages read from it."""
+    with open(path, "rb") as file:
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    _mappings.add(mapped)
+    return mapped
+
+
 def release_free_memory() -> None:
-    """Return the C heap's free pages to the OS (glibc's ``malloc_trim``); no-op elsewhere."""
+    """Return the C heap's free pages (glibc's ``malloc_trim``) and mapped files' pages to the OS.
+
+    A no-op where neither exists. Mapped data stays readable: it is paged in again on use.
+    """
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+    drop_mapped_pages()
+
+
+def drop_mapped_pages() -> None:
+    """Unload the pages read from files mapped by :func:`map_file` (they stay readable)."""
+    if hasattr(mmap, "MADV_DONTNEED"):
+        for mapped in list(_mappings):
+            if not mapped.closed:
+                mapped.madvise(mmap.MADV_DONTNEED)

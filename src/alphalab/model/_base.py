@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from alphalab._memory import drop_mapped_pages
 from alphalab.data._columns import KEYS, keys_to_index, split_column
 from alphalab.exceptions import ConfigError, DataError
 
@@ -99,14 +100,23 @@ def segment_arrays(
     return _to_arrays(frame, labels)
 
 
+#: Rows per piece when a segment is streamed: small enough to be negligible next to the model.
+CHUNK_ROWS = 25_000
+
+
 def segment_chunks(
     dataset: Any, segment: str, data_key: str, *, labels: bool = True
 ) -> Iterator[SegmentArrays]:
-    """A segment as arrays, a run of whole dates at a time (see ``DatasetH.prepare_chunks``)."""
+    """A segment as arrays, a run of whole dates at a time (see ``DatasetH.prepare_chunks``).
+
+    Pages of memory-mapped features read for a piece are unloaded once it is used, so reading
+    a segment this way keeps about one piece of it in memory.
+    """
     _check_dataset(dataset)
     col_set = ["feature", "label"] if labels else "feature"
-    for frame in dataset.prepare_chunks(segment, col_set=col_set, data_key=data_key):
+    for frame in dataset.prepare_chunks(segment, col_set, data_key, rows=CHUNK_ROWS):
         yield _to_arrays(frame, labels)
+        drop_mapped_pages()
 
 
 def _check_dataset(dataset: Any) -> None:

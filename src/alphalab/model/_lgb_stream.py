@@ -83,10 +83,12 @@ def _sample_columns(
     values, rows = [], []
     for column in sample:
         kept = (np.abs(column) > ZERO_THRESHOLD) | np.isnan(column)
-        if kept.all():  # a view: most features never sample an exact zero
+        if kept.all():  # most features never sample an exact zero
             values.append(column)
             rows.append(every_row)
-        else:
-            values.append(column[kept])
-            rows.append(every_row[kept])
+        else:  # compacted in place: a copy of every such column would add up
+            count = int(kept.sum())
+            column[:count] = column[kept]
+            values.append(column[:count])
+            rows.append(np.flatnonzero(kept).astype(np.int32))
     return values, rows, len(indices)

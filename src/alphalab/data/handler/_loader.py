@@ -10,8 +10,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.ipc
 
+from alphalab._memory import map_file
 from alphalab.data._columns import KEYS, column
 from alphalab.data._time import as_date_str, date_filter
 from alphalab.data.expr import ExpressionSet
@@ -26,6 +30,7 @@ ENGINE_VERSION = "2"
 
 GroupConfig = tuple[list[str], list[str]]
 _ROW = "__row"
+_MEMBER_ROW = "__member_row"
 #: ``progress(done, total)`` while features are computed.
 Progress = Callable[[int, int], None]
 
@@ -221,21 +226,26 @@ def filter_membership(frame: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
         pl.col("end").cast(pl.Datetime("us")).alias("_end"),
     )
     moment = pl.col("datetime").cast(pl.Datetime("us"))
+    # rows are matched by position: hashing (datetime, instrument) keys costs far more memory
     inside = (
         frame.select(KEYS)
+        .with_row_index(_MEMBER_ROW)
         .join(span_cols, on="instrument", how="inner")
         .filter((moment >= pl.col("_start")) & (moment <= pl.col("_end")))
-        .select(KEYS)
-        .unique()
+        .get_column(_MEMBER_ROW)
+        .to_numpy()
     )
-    return frame.join(inside, on=list(KEYS), how="semi")
+    keep = np.zeros(frame.height, dtype=bool)
+    keep[inside] = True
+    return frame.filter(pl.Series(keep))
 
 
 def write_cache_atomic(frame: pl.DataFrame, path: Path) -> None:
     """Write ``frame`` as uncompressed Arrow IPC, so a reader never sees a partial file.
 
-    Arrow IPC reads back memory-mapped, without decoding: a cached run costs little more
-    than the fingerprint of its data.
+    Arrow IPC reads back memory-mapped, without decoding (:func:`read_mapped`): a cached run
+    costs little more than the fingerprint of its data. The file is replaced, never rewritten
+    in place, so frames still mapped from an older version stay valid.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -246,6 +256,18 @@ def write_cache_atomic(frame: pl.DataFrame, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_mapped(path: Path) -> pl.DataFrame:
+    """An uncompressed Arrow IPC file as a frame whose values stay in the (mapped) file.
+
+    Only the pages a computation reads count in the process' memory, and
+    :func:`alphalab._memory.release_free_memory` gives them back.
+    """
+    table = pa.ipc.open_file(pa.py_buffer(map_file(path))).read_all()
+    frame = pl.from_arrow(table, rechunk=False)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def load_cached(
@@ -261,6 +283,8 @@ def load_cached(
 
     The key (see :meth:`QlibDataLoader.cache_key`) doubles as the fingerprint of the data a
     run used: it changes when an expression, the instruments, the range or a value read does.
+    With a cache, the frame returned is mapped from the cache file (see :func:`read_mapped`),
+    also right after it was computed: features then stay out of the process' memory.
     """
     codes = resolve_instruments(store, instruments, start, end)
     key = loader.cache_key(store, codes, instruments, start, end)
@@ -269,14 +293,15 @@ def load_cached(
     path = cache_dir / "features" / f"{key}.arrow"
     if path.is_file():
         try:
-            frame = pl.read_ipc(path)
+            frame = read_mapped(path)
             logger.info("Features read from cache %s", path.name)
             return frame, key
-        except (OSError, pl.exceptions.PolarsError) as e:
+        except (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError) as e:
             logger.warning("Ignoring unreadable feature cache %s: %s", path, e)
     frame = loader.load(store, instruments, start, end, progress)
     try:
         write_cache_atomic(frame, path)
-    except OSError as e:
+        return read_mapped(path), key  # the computed copy is freed on return
+    except (OSError, ValueError, pa.ArrowException) as e:
         logger.warning("Could not write the feature cache %s: %s", path, e)
-    return frame, key
+        return frame, key

@@ -224,6 +224,7 @@ def test_feature_cache_skips_computation(
         raise AssertionError("features were computed again")
 
     monkeypatch.setattr(QlibDataLoader, "load", fail)
+    monkeypatch.setattr(QlibDataLoader, "load_to_file", fail)
     second = build()
     second.setup_data()
     pd.testing.assert_frame_equal(first.fetch(), second.fetch())

@@ -30,9 +30,14 @@ def _pieces(x: np.ndarray, y: np.ndarray, sizes: list[int]):
     bounds = np.cumsum([0, *sizes])
     assert bounds[-1] == len(x)
 
+    keys = {"datetime": np.arange(len(x)), "instrument": ["A"] * len(x)}
+    frame = pl.DataFrame(
+        {**keys, **{f"feature/{n}": x[:, k] for k, n in enumerate(names)}, "label/Y": y}
+    )
+
     def chunks():
         for lo, hi in itertools.pairwise(bounds):
-            yield SegmentArrays(x[lo:hi], y[lo:hi, None].astype(np.float64), names, pl.DataFrame())
+            yield SegmentArrays(frame.slice(lo, hi - lo))
 
     return chunks
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 import polars as pl
@@ -48,13 +48,33 @@ def date_slice(frame: pl.DataFrame, start: Any = None, end: Any = None) -> pl.Da
     if not dates.is_sorted():
         return frame.filter(date_filter(start, end))
     low, high = to_timestamp(start, "start date"), to_timestamp(end, "end date")
-    first = 0 if low is None else int(dates.search_sorted(low.to_pydatetime(), side="left"))
-    stop = (
-        frame.height
-        if high is None
-        else int(dates.search_sorted(high.to_pydatetime(), side="right"))
-    )
+
+    def position(stamp: pd.Timestamp, side: Literal["left", "right"]) -> int:
+        # a bound of the column's own type: a Python datetime would cast the whole column
+        bound = pl.Series([stamp.to_pydatetime()]).cast(dates.dtype)
+        return int(dates.search_sorted(bound, side=side)[0])
+
+    first = 0 if low is None else position(low, "left")
+    stop = frame.height if high is None else position(high, "right")
     return frame.slice(first, max(stop - first, 0))
+
+
+def date_runs(dates: pl.Series, rows: int) -> list[tuple[Any, Any]]:
+    """Cut the dates of ``dates`` (one per row) into runs of about ``rows`` rows.
+
+    Returns the (first, last) date of each run, in date order; a date is never split, so a
+    run may hold more rows than asked.
+    """
+    counts = dates.value_counts(name="rows").sort(dates.name)
+    runs: list[tuple[Any, Any]] = []
+    days = counts.get_column(dates.name).to_list()
+    first, size = 0, 0
+    for k, count in enumerate(counts.get_column("rows").to_list()):
+        size += count
+        if size >= rows or k == len(days) - 1:
+            runs.append((days[first], days[k]))
+            first, size = k + 1, 0
+    return runs
 
 
 def as_date_str(value: Any) -> str | None:

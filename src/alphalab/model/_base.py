@@ -6,8 +6,8 @@ Models report each boosting round or epoch through :func:`alphalab._training.rep
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -67,18 +67,40 @@ def segment_names(dataset: Any) -> list[str]:
     return list(getattr(dataset, "segments", {}) or {})
 
 
-@dataclass
 class SegmentArrays:
-    """One segment as arrays, the shape tree and linear models train and predict on.
+    """A segment (or a piece of one) as the arrays tree and linear models train and predict on.
 
-    ``x`` is float32 with NaN where a value is missing; ``y`` has one float64 column per
-    label (None when labels were not read); ``keys`` holds the rows' datetime and instrument.
+    ``x`` is float32 (C order) with NaN where a value is missing; ``y`` has one float64 column
+    per label (None without labels); ``keys`` holds the rows' datetime and instrument. Each
+    array is made from the Polars frame when first used, so a pass that only needs the labels
+    never copies the features.
     """
 
-    x: np.ndarray
-    y: np.ndarray | None
-    feature_names: list[str]
-    keys: pl.DataFrame
+    def __init__(self, frame: pl.DataFrame) -> None:
+        self._frame = frame
+        self._features = [c for c in frame.columns if split_column(c)[0] == "feature"]
+        self._labels = [c for c in frame.columns if split_column(c)[0] == "label"]
+        self.feature_names = [split_column(c)[1] for c in self._features]
+
+    def __len__(self) -> int:
+        return self._frame.height
+
+    @functools.cached_property
+    def x(self) -> np.ndarray:
+        """The features, rows by columns."""
+        return self._frame.select(self._features).to_numpy(order="c")
+
+    @functools.cached_property
+    def y(self) -> np.ndarray | None:
+        """The labels, rows by label columns (None when the frame has none)."""
+        if not self._labels:
+            return None
+        return self._frame.select(self._labels).cast(pl.Float64).to_numpy()
+
+    @property
+    def keys(self) -> pl.DataFrame:
+        """The rows' datetime and instrument."""
+        return self._frame.select(KEYS)
 
     @property
     def index(self) -> pd.MultiIndex:
@@ -96,12 +118,11 @@ def segment_arrays(
     """
     _check_dataset(dataset)
     col_set = ["feature", "label"] if labels else "feature"
-    frame = dataset.prepare_polars(segment, col_set=col_set, data_key=data_key)
-    return _to_arrays(frame, labels)
+    return SegmentArrays(dataset.prepare_polars(segment, col_set=col_set, data_key=data_key))
 
 
 #: Rows per piece when a segment is streamed: small enough to be negligible next to the model.
-CHUNK_ROWS = 25_000
+CHUNK_ROWS = 10_000
 
 
 def segment_chunks(
@@ -115,7 +136,7 @@ def segment_chunks(
     _check_dataset(dataset)
     col_set = ["feature", "label"] if labels else "feature"
     for frame in dataset.prepare_chunks(segment, col_set, data_key, rows=CHUNK_ROWS):
-        yield _to_arrays(frame, labels)
+        yield SegmentArrays(frame)
         drop_mapped_pages()
 
 
@@ -124,11 +145,3 @@ def _check_dataset(dataset: Any) -> None:
         raise ConfigError(
             f"This model needs an alphalab dataset (DatasetH, TSDatasetH); got {dataset!r}"
         )
-
-
-def _to_arrays(frame: pl.DataFrame, labels: bool) -> SegmentArrays:
-    features = [c for c in frame.columns if split_column(c)[0] == "feature"]
-    label_cols = [c for c in frame.columns if split_column(c)[0] == "label"]
-    x = frame.select(features).to_numpy()
-    y = frame.select(label_cols).cast(pl.Float64).to_numpy() if labels else None
-    return SegmentArrays(x, y, [split_column(c)[1] for c in features], frame.select(KEYS))

@@ -50,7 +50,7 @@ def stream_dataset(
         assert handle is not None  # constructed
         dataset._init_from_ref_dataset(len(y), handle)
     for part in chunks():  # the last push completes the dataset
-        dataset._push_rows(np.ascontiguousarray(part.x))
+        dataset._push_rows(part.x)
     return dataset.set_label(y).set_feature_name(names)
 
 
@@ -76,9 +76,9 @@ def _sample_columns(
     sample = np.empty((n_features, len(indices)), dtype=np.float64)
     done, offset = 0, 0
     for part in chunks():
-        end = int(np.searchsorted(indices, offset + len(part.x)))
+        end = int(np.searchsorted(indices, offset + len(part)))
         sample[:, done:end] = part.x[indices[done:end] - offset].T
-        done, offset = end, offset + len(part.x)
+        done, offset = end, offset + len(part)
     every_row = np.arange(len(indices), dtype=np.int32)
     values, rows = [], []
     for column in sample:

@@ -15,7 +15,6 @@ from alphalab.data.handler import DataHandlerLP
 from alphalab.exceptions import ConfigError, DataError
 from alphalab.model._base import (
     ModelFT,
-    SegmentArrays,
     check_labels,
     segment_arrays,
     segment_chunks,
@@ -26,11 +25,12 @@ from alphalab.model._lgb_stream import Chunks, label_column, stream_dataset
 _OBJECTIVES = {"mse": "regression", "binary": "binary"}
 
 
-def _train_arrays(dataset: Any, segment: str) -> SegmentArrays:
+def _train_arrays(dataset: Any, segment: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Features, label and feature names of a whole segment (its frame is not kept)."""
     data = segment_arrays(dataset, segment, DataHandlerLP.DK_L)
-    data.y = label_column(data, segment)
-    check_labels(data.y, segment)
-    return data
+    y = label_column(data, segment)
+    check_labels(y, segment)
+    return data.x, y, data.feature_names
 
 
 class LGBModel(ModelFT):
@@ -89,8 +89,7 @@ class LGBModel(ModelFT):
             release_free_memory()  # the bin-finding sample
             valid = stream_dataset(chunks("valid"), "valid", params, train) if has_valid else None
             return train, valid
-        data = _train_arrays(dataset, "train")
-        self.feature_names_ = data.feature_names
+        x, y, self.feature_names_ = _train_arrays(dataset, "train")
         weight = None
         if reweighter is not None:
             frame = dataset.prepare(
@@ -98,15 +97,15 @@ class LGBModel(ModelFT):
             )
             weight = np.asarray(reweighter.reweight(frame))
         train = lgb.Dataset(
-            data.x, label=data.y, weight=weight, params=params, free_raw_data=not keep_raw
+            x, label=y, weight=weight, params=params, free_raw_data=not keep_raw
         ).construct()
-        del data
+        del x, y
         release_free_memory()  # LightGBM's sampling buffers for the bins
         if not has_valid:
             return train, None
-        data = _train_arrays(dataset, "valid")
+        x, y, _ = _train_arrays(dataset, "valid")
         valid = lgb.Dataset(
-            data.x, label=data.y, reference=train, params=params, free_raw_data=not keep_raw
+            x, label=y, reference=train, params=params, free_raw_data=not keep_raw
         ).construct()
         return train, valid
 

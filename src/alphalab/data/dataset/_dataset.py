@@ -11,7 +11,7 @@ import polars as pl
 
 from alphalab.config import init_instance_by_config
 from alphalab.data._columns import KEYS, select_columns
-from alphalab.data._time import as_date_str, date_filter, to_timestamp
+from alphalab.data._time import as_date_str, date_filter, date_runs, to_timestamp
 from alphalab.data.handler import DataHandlerLP, frame_to_pandas
 from alphalab.exceptions import ConfigError, DataError, NotFoundError
 
@@ -105,22 +105,9 @@ class DatasetH:
         a copy of it (a learning view is processed piece by piece as it is read).
         """
         start, end = self.segment_bounds(segment)
-        dates = (
-            self.handler.fetch_polars(slice(start, end), "datetime", None, DataHandlerLP.DK_I)
-            .select("datetime")
-            .group_by("datetime", maintain_order=True)
-            .len()
-        )
+        keys = self.handler.fetch_polars(slice(start, end), "datetime", None, DataHandlerLP.DK_I)
         yielded = 0
-        first, size = 0, 0
-        bounds: list[tuple[Any, Any]] = []
-        day = dates.get_column("datetime").to_list()
-        for k, count in enumerate(dates.get_column("len").to_list()):
-            size += count
-            if size >= rows or k == len(day) - 1:
-                bounds.append((day[first], day[k]))
-                first, size = k + 1, 0
-        for low, high in bounds:
+        for low, high in date_runs(keys.get_column("datetime"), rows):
             frame = self.handler.fetch_polars(slice(low, high), "datetime", col_set, data_key)
             if frame.height:
                 yielded += frame.height

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 import polars as pl
 
@@ -10,7 +10,14 @@ from alphalab.data.expr._ast import Node, fields_of
 from alphalab.data.expr._lower import lower
 from alphalab.data.expr._operators import combine_extents
 from alphalab.data.expr._parser import parse, unknown_field_message
-from alphalab.data.expr._polars import DATETIME, INSTRUMENT, Plan, make_plan, run_plan
+from alphalab.data.expr._polars import (
+    DATETIME,
+    INSTRUMENT,
+    Plan,
+    iter_plan,
+    make_plan,
+    run_plan,
+)
 from alphalab.exceptions import ExpressionError
 
 
@@ -109,12 +116,30 @@ class ExpressionSet:
             ExpressionError: When a field an expression reads is not a column of ``frame``.
             DataError: On duplicate (instrument, datetime) rows.
         """
+        self._check_frame(frame)
+        return run_plan(self.plan, frame, self.required_fields, self.names, progress, dtype)
+
+    def evaluate_pieces(
+        self,
+        frame: pl.DataFrame,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        dtype: type[pl.Float32] | type[pl.Float64] = pl.Float64,
+    ) -> Iterator[pl.DataFrame]:
+        """:meth:`evaluate`'s result in pieces of whole instruments, computed as they are used.
+
+        Concatenated, the pieces are what :meth:`evaluate` returns; a caller that writes each
+        piece away holds the features of one piece at a time, not all of them.
+        """
+        self._check_frame(frame)
+        return iter_plan(self.plan, frame, self.required_fields, self.names, progress, dtype)
+
+    def _check_frame(self, frame: pl.DataFrame) -> None:
         for column in (DATETIME, INSTRUMENT):
             if column not in frame.columns:
                 raise ExpressionError(f"the frame has no {column!r} column")
         available = [c for c in frame.columns if c not in (DATETIME, INSTRUMENT)]
         self.check_fields(available)
-        return run_plan(self.plan, frame, self.required_fields, self.names, progress, dtype)
 
     def __repr__(self) -> str:
         return f"ExpressionSet({len(self.expressions)} expressions, fields={self.required_fields})"

@@ -19,7 +19,7 @@ reader, which keeps peak memory near the output's size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -437,23 +437,39 @@ def run_plan(
     (instrument, datetime) first when it is not already. ``progress(done, total)`` is called
     after each batch with the number of outputs computed so far.
     """
+    return pl.concat(list(iter_plan(plan, frame, fields, names, progress, dtype)), rechunk=False)
+
+
+def iter_plan(
+    plan: Plan,
+    frame: pl.DataFrame,
+    fields: Sequence[str],
+    names: Sequence[str],
+    progress: Callable[[int, int], None] | None = None,
+    dtype: type[pl.Float32] | type[pl.Float64] = F64,
+) -> Iterator[pl.DataFrame]:
+    """:func:`run_plan`'s result in pieces of whole instruments, computed one after the other.
+
+    Only one piece's float64 temporaries exist at a time; a plan with cross-sectional
+    operators (they need every instrument of a date) gives one piece.
+    """
     frame = check_sorted(frame.select(DATETIME, INSTRUMENT, *fields))
     if frame.height > MAX_ROWS_PER_INSTRUMENT:
         longest = frame.group_by(INSTRUMENT).len().get_column("len").max()
         if isinstance(longest, int) and longest > MAX_ROWS_PER_INSTRUMENT:
             raise DataError(f"an instrument has more than {MAX_ROWS_PER_INSTRUMENT} rows")
     if plan.cross_sectional or frame.height <= CHUNK_ROWS:
-        return _run_rows(plan, frame, fields, names, progress, dtype)
+        yield _run_rows(plan, frame, fields, names, progress, dtype)
+        return
     chunks = _instrument_chunks(frame, CHUNK_ROWS)
-    parts = []
+    del frame
     for k, chunk in enumerate(chunks):
 
         def chunk_progress(done: int, total: int, k: int = k) -> None:
             if progress is not None:
                 progress(k * total + done, len(chunks) * total)
 
-        parts.append(_run_rows(plan, chunk, fields, names, chunk_progress, dtype))
-    return pl.concat(parts, rechunk=False)
+        yield _run_rows(plan, chunk, fields, names, chunk_progress, dtype)
 
 
 def _instrument_chunks(frame: pl.DataFrame, rows: int) -> list[pl.DataFrame]:

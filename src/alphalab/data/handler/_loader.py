@@ -6,7 +6,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.ipc
 
-from alphalab._memory import map_file
+from alphalab._memory import drop_mapped_pages, map_file
 from alphalab.data._columns import KEYS, column
-from alphalab.data._time import as_date_str, date_filter
+from alphalab.data._time import as_date_str, date_filter, date_runs
 from alphalab.data.expr import ExpressionSet
 from alphalab.data.storage import MarketStore
 from alphalab.exceptions import ConfigError, DataError
@@ -31,6 +32,8 @@ ENGINE_VERSION = "2"
 GroupConfig = tuple[list[str], list[str]]
 _ROW = "__row"
 _MEMBER_ROW = "__member_row"
+#: Rows per run of dates written to a feature cache file (one record batch each).
+DATE_RUN_ROWS = 50_000
 #: ``progress(done, total)`` while features are computed.
 Progress = Callable[[int, int], None]
 
@@ -164,6 +167,70 @@ class QlibDataLoader:
             (datetime, instrument), rows limited to universe membership; values float32,
             missing as null.
         """
+        exprs, raw = self._inputs(store, instruments, start, end)
+        # Features are kept as float32 (as Qlib stores them): half the memory of every view.
+        computed = exprs.evaluate(raw, progress=progress, dtype=pl.Float32)
+        del raw
+        # Which rows to keep and in what order is decided on the keys alone; the values are
+        # then moved one column at a time, so the frame is never held twice.
+        rows = self._keep(
+            computed.select(KEYS).with_row_index(_ROW), store, instruments, start, end
+        )
+        rows = rows.sort(KEYS)
+        order = rows.get_column(_ROW)
+        result = rows.select(KEYS)
+        for name in computed.columns[len(KEYS) :]:
+            # one contiguous column first: gathering across chunks is several times slower
+            result = result.with_columns(computed.get_column(name).rechunk().gather(order))
+            computed = computed.drop(name)
+        return result
+
+    def load_to_file(
+        self,
+        store: MarketStore,
+        instruments: Any,
+        start: Any,
+        end: Any,
+        path: Path,
+        progress: Progress | None = None,
+    ) -> None:
+        """Write what :meth:`load` returns to ``path`` (Arrow IPC), never holding all of it.
+
+        Features are computed for a group of instruments at a time and each group is written
+        to a scratch file as soon as it is done; ``path`` is then written a run of dates at a
+        time from the mapped scratch file. Memory holds one group or one run, not the frame.
+        """
+        exprs, raw = self._inputs(store, instruments, start, end)
+        with _replacing(path) as target, _scratch_file(path.parent) as scratch:
+            heights = []
+            with _IpcFile(scratch) as writer:
+                # pieces hold increasing runs of instruments, each sorted by (instrument,
+                # datetime): a stable sort on the date alone orders them by (datetime,
+                # instrument), within a piece and across pieces
+                for piece in exprs.evaluate_pieces(raw, progress=progress, dtype=pl.Float32):
+                    piece = self._keep(piece, store, instruments, start, end)
+                    writer.write(piece.sort("datetime", maintain_order=True))
+                    heights.append(piece.height)
+            del raw
+            written = read_mapped(scratch)
+            offsets = np.cumsum([0, *heights])
+            pieces = [written.slice(o, h) for o, h in zip(offsets[:-1], heights, strict=True)]
+            runs = date_runs(written.get_column("datetime"), DATE_RUN_ROWS)
+            ends = pl.Series([high for _, high in runs]).cast(written.schema["datetime"])
+            bounds = [[0, *p.get_column("datetime").search_sorted(ends, "right")] for p in pieces]
+            with _IpcFile(target) as writer:
+                for k in range(len(runs)):
+                    run = [
+                        p.slice(b[k], b[k + 1] - b[k]) for p, b in zip(pieces, bounds, strict=True)
+                    ]
+                    writer.write(pl.concat(run).sort("datetime", maintain_order=True))
+                    drop_mapped_pages()
+            del written, pieces
+
+    def _inputs(
+        self, store: MarketStore, instruments: Any, start: Any, end: Any
+    ) -> tuple[ExpressionSet, pl.DataFrame]:
+        """The parsed expressions and the market data they read (with history and lookahead)."""
         groups = self._check()
         codes = resolve_instruments(store, instruments, start, end)
         exprs = self._expressions(groups, store)
@@ -175,22 +242,17 @@ class QlibDataLoader:
             history=_history(exprs, store),
             future=exprs.lookahead,
         )
-        # Features are kept as float32 (as Qlib stores them): half the memory of every view.
-        computed = exprs.evaluate(raw, progress=progress, dtype=pl.Float32)
-        del raw
-        # Which rows to keep and in what order is decided on the keys alone; the values are
-        # then moved one column at a time, so the frame is never held twice.
-        rows = computed.select(KEYS).with_row_index(_ROW).filter(date_filter(start, end))
+        return exprs, raw
+
+    @staticmethod
+    def _keep(
+        frame: pl.DataFrame, store: MarketStore, instruments: Any, start: Any, end: Any
+    ) -> pl.DataFrame:
+        """The rows inside [start, end] and, for a universe, inside its membership."""
+        frame = frame.filter(date_filter(start, end))
         if isinstance(instruments, str):
-            rows = filter_membership(rows, store.membership(instruments))
-        rows = rows.sort(KEYS)
-        order = rows.get_column(_ROW)
-        result = rows.select(KEYS)
-        for name in computed.columns[len(KEYS) :]:
-            # one contiguous column first: gathering across chunks is several times slower
-            result = result.with_columns(computed.get_column(name).rechunk().gather(order))
-            computed = computed.drop(name)
-        return result
+            frame = filter_membership(frame, store.membership(instruments))
+        return frame
 
 
 def _history(exprs: ExpressionSet, store: MarketStore) -> int:
@@ -247,15 +309,51 @@ def write_cache_atomic(frame: pl.DataFrame, path: Path) -> None:
     costs little more than the fingerprint of its data. The file is replaced, never rewritten
     in place, so frames still mapped from an older version stay valid.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with _replacing(path) as tmp:
+        frame.write_ipc(tmp, compression="uncompressed")
+
+
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that replaces it when the block succeeds."""
+    with _scratch_file(path.parent, prefix=f".{path.name}.") as tmp:
+        yield tmp
+        os.replace(tmp, path)
+
+
+@contextmanager
+def _scratch_file(folder: Path, prefix: str = ".scratch.") -> Iterator[Path]:
+    """A new empty file in ``folder``, removed when the block ends (unless it was moved)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=".tmp")
     os.close(fd)
     try:
-        frame.write_ipc(tmp, compression="uncompressed")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+class _IpcFile:
+    """An uncompressed Arrow IPC file written a frame at a time (all with one schema)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        table = frame.to_arrow()
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pa.ipc.new_file(str(self.path), table.schema)
+        self._writer.write_table(table.cast(self._schema))
+
+    def __enter__(self) -> _IpcFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
 
 
 def read_mapped(path: Path) -> pl.DataFrame:
@@ -298,10 +396,9 @@ def load_cached(
             return frame, key
         except (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError) as e:
             logger.warning("Ignoring unreadable feature cache %s: %s", path, e)
-    frame = loader.load(store, instruments, start, end, progress)
     try:
-        write_cache_atomic(frame, path)
-        return read_mapped(path), key  # the computed copy is freed on return
-    except (OSError, ValueError, pa.ArrowException) as e:
-        logger.warning("Could not write the feature cache %s: %s", path, e)
-        return frame, key
+        loader.load_to_file(store, instruments, start, end, path, progress)
+        return read_mapped(path), key
+    except (OSError, pa.ArrowException) as e:
+        logger.warning("Could not write the feature cache %s (%s); computing in memory", path, e)
+    return loader.load(store, instruments, start, end, progress), key

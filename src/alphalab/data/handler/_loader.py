@@ -302,20 +302,13 @@ def filter_membership(frame: pl.DataFrame, spans: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(pl.Series(keep))
 
 
-def write_cache_atomic(frame: pl.DataFrame, path: Path) -> None:
-    """Write ``frame`` as uncompressed Arrow IPC, so a reader never sees a partial file.
-
-    Arrow IPC reads back memory-mapped, without decoding (:func:`read_mapped`): a cached run
-    costs little more than the fingerprint of its data. The file is replaced, never rewritten
-    in place, so frames still mapped from an older version stay valid.
-    """
-    with _replacing(path) as tmp:
-        frame.write_ipc(tmp, compression="uncompressed")
-
-
 @contextmanager
 def _replacing(path: Path) -> Iterator[Path]:
-    """A temporary path beside ``path`` that replaces it when the block succeeds."""
+    """A temporary path beside ``path`` that replaces it when the block succeeds.
+
+    A reader never sees a partial file, and a file is never rewritten in place, so frames
+    still mapped from an older version stay valid.
+    """
     with _scratch_file(path.parent, prefix=f".{path.name}.") as tmp:
         yield tmp
         os.replace(tmp, path)
@@ -358,6 +351,8 @@ class _IpcFile:
 
 def read_mapped(path: Path) -> pl.DataFrame:
     """An uncompressed Arrow IPC file as a frame whose values stay in the (mapped) file.
+
+    Nothing is decoded: a cached run costs little more than the fingerprint of its data.
 
     Only the pages a computation reads count in the process' memory, and
     :func:`alphalab._memory.release_free_memory` gives them back.

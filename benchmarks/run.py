@@ -615,7 +615,10 @@ What each row measures (both sides on the same data, in the same run):
   processes ("rest": start-up, imports, tracking, saving artifacts, outside the phases).
   alphalab computes the features in a thread while it imports LightGBM and opens its run, so
   its features row is that computation's own time and part of its start-up hides under it;
-  its rest is what remains outside the phases. alphalab records into a
+  its rest is what remains outside the phases. alphalab's feature cache is on (its default)
+  and empty at the start: features are written to it as they are computed and read back
+  memory-mapped, so its peak counts the feature pages in use (they are part of the RSS),
+  not a resident copy of every feature. alphalab records into a
   SQLite store created beforehand (MLflow's one-off schema migrations are not counted), Qlib
   into its `./mlruns` file store. Agreement: the runs' IC, Rank IC and annualised excess
   return with cost.

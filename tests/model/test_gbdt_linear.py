@@ -7,7 +7,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from alphalab.data import DataHandlerLP, DatasetH
+from alphalab.data import DataHandlerLP, DatasetH, QlibDataLoader
 from alphalab.evaluate import calc_ic
 from alphalab.exceptions import ConfigError, DataError
 from alphalab.model import DEnsembleModel, LGBModel, LinearModel, training_reporter
@@ -151,3 +151,24 @@ def test_double_ensemble_reweighting_favours_hard_but_learnable_samples() -> Non
         weights, [1 / (0.5 * 4 / 3 + 0.1)] * 2 + [1 / 0.6, 1 / (0.5 * 4 / 3 + 0.1)]
     )
     assert weights[0] < weights[2], "samples the ensemble already fits get less weight"
+
+
+def test_lgb_trains_on_features_named_by_their_expressions(model_market_store) -> None:
+    # LightGBM rejects feature names with JSON punctuation; expressions are full of commas
+    features = ["$close/Ref($close, 1) - 1", "Mean($close, 5)/$close", "Std($volume, 10)"]
+    handler = DataHandlerLP(
+        instruments="csi300",
+        start_time="2017-01-01",
+        end_time="2020-12-31",
+        data_loader=QlibDataLoader(
+            config={"feature": features, "label": (["Ref($close, -2)/Ref($close, -1) - 1"], ["Y"])}
+        ),
+        learn_processors=["DropnaLabel"],
+        store=model_market_store,
+        cache=False,
+    )
+    segments = {"train": ["2017-01-01", "2018-12-31"], "valid": ["2019-01-01", "2019-12-31"]}
+    dataset = DatasetH(handler=handler, segments={**segments, "test": ["2020-01-01", "2020-12-31"]})
+    model = LGBModel(num_boost_round=5, num_leaves=7, num_threads=1).fit(dataset)
+    assert sorted(model.get_feature_importance().index) == sorted(features)
+    assert model.predict(dataset).notna().all()

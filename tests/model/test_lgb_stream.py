@@ -57,14 +57,15 @@ def test_streamed_datasets_train_the_same_model_as_the_matrix(sample_count: int)
     def train(train_set: lgb.Dataset, valid_set: lgb.Dataset) -> lgb.Booster:
         return lgb.train(params, train_set, num_boost_round=20, valid_sets=[train_set, valid_set])
 
-    whole = lgb.Dataset(x, label=y, params=params, feature_name=[f"f{k}" for k in range(6)])
+    whole = lgb.Dataset(x, label=y, params=params)
     expected = train(whole, lgb.Dataset(xv, label=yv, reference=whole, params=params))
 
-    streamed = stream_dataset(_pieces(x, y, [700, 1100, 1200]), "train", params)
-    valid = stream_dataset(_pieces(xv, yv, [300, 500]), "valid", params, streamed)
+    streamed, names = stream_dataset(_pieces(x, y, [700, 1100, 1200]), "train", params)
+    valid, _ = stream_dataset(_pieces(xv, yv, [300, 500]), "valid", params, streamed)
     got = train(streamed, valid)
 
     assert streamed.num_data() == 3000 and valid.num_data() == 800
+    assert names == ["f0", "f1", "f2", "f3", "f4", "f5"]
     assert got.model_to_string() == expected.model_to_string()
     np.testing.assert_array_equal(got.predict(xv), expected.predict(xv))
 

@@ -25,8 +25,11 @@ Chunks = Callable[[], Iterator[SegmentArrays]]
 
 def stream_dataset(
     chunks: Chunks, segment: str, params: dict[str, Any], reference: lgb.Dataset | None = None
-) -> lgb.Dataset:
-    """A constructed ``lgb.Dataset`` of the rows ``chunks()`` yields, reading them 2-3 times.
+) -> tuple[lgb.Dataset, list[str]]:
+    """A constructed ``lgb.Dataset`` of the rows ``chunks()`` yields, and the feature names.
+
+    The rows are read 2-3 times. LightGBM names the features ``Column_<i>``, as it does for a
+    matrix (it rejects names with JSON punctuation, which expression names often have).
 
     Args:
         chunks: Yields the segment's rows in order, the same rows on every call, with labels.
@@ -51,7 +54,7 @@ def stream_dataset(
         dataset._init_from_ref_dataset(len(y), handle)
     for part in chunks():  # the last push completes the dataset
         dataset._push_rows(part.x)
-    return dataset.set_label(y).set_feature_name(names)
+    return dataset.set_label(y), names
 
 
 def label_column(part: SegmentArrays, segment: str) -> np.ndarray:

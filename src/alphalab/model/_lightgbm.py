@@ -84,11 +84,11 @@ class LGBModel(ModelFT):
             def chunks(segment: str) -> Chunks:
                 return lambda: segment_chunks(dataset, segment, DataHandlerLP.DK_L)
 
-            train = stream_dataset(chunks("train"), "train", params)
-            self.feature_names_ = list(train.feature_name)
+            train, self.feature_names_ = stream_dataset(chunks("train"), "train", params)
             release_free_memory()  # the bin-finding sample
-            valid = stream_dataset(chunks("valid"), "valid", params, train) if has_valid else None
-            return train, valid
+            if not has_valid:
+                return train, None
+            return train, stream_dataset(chunks("valid"), "valid", params, train)[0]
         x, y, self.feature_names_ = _train_arrays(dataset, "train")
         weight = None
         if reweighter is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -28,6 +30,11 @@ def runs(tracking_uri: str) -> list[str]:
     return ids
 
 
+def _cells(line: str) -> list[str]:
+    """A table line's cells (columns are set apart by at least two spaces)."""
+    return re.split(r"\s{2,}", line.strip())
+
+
 def test_exp_list_counts_runs(runs: list[str]) -> None:
     result = runner.invoke(app, ["exp", "list"], env=WIDE)
     assert result.exit_code == 0, result.output
@@ -41,8 +48,10 @@ def test_exp_runs_table_and_filter(runs: list[str]) -> None:
     for run_id in runs:
         assert run_id in result.output
     assert "FINISHED" in result.output and "ICIR" in result.output
+    header = next(row for row in result.output.splitlines() if "run id" in row)
     parent_line = next(row for row in result.output.splitlines() if runs[3] in row)
-    assert "│ 1 " in parent_line  # one child
+    cells = dict(zip(_cells(header), _cells(parent_line), strict=False))
+    assert cells["children"] == "1"
     filtered = runner.invoke(
         app, ["exp", "runs", "cli-exp", "--filter", "metrics.IC > 0.015"], env=WIDE
     )
@@ -79,3 +88,31 @@ def test_ui_is_registered() -> None:
     result = runner.invoke(app, ["ui", "--help"], env=WIDE)
     assert result.exit_code == 0, result.output
     assert "MLflow UI" in result.output
+
+
+def test_exp_runs_shows_the_summary_metrics_first_under_short_names(tracking_uri: str) -> None:
+    with R.start(experiment_name="cli-metrics", recorder_name="one"):
+        R.log_metrics(
+            **{
+                "aaa_loss": 0.5,
+                "Rank IC": 0.04,
+                "IC": 0.03,
+                "1day.excess_return_with_cost.annualized_return": 0.1234567,
+            }
+        )
+    result = runner.invoke(app, ["exp", "runs", "cli-metrics", "--metrics", "3"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "run id" in line)
+    assert _cells(header)[-3:] == ["IC", "Rank IC", "ann. return (with cost)"]
+    assert "aaa_loss" not in result.output and "0.1235" in result.output
+
+
+def test_exp_runs_drops_the_least_useful_columns_on_a_narrow_terminal(runs: list[str]) -> None:
+    result = runner.invoke(app, ["exp", "runs", "cli-exp"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    for run_id in runs:  # whole run ids, never cut
+        assert run_id in result.output
+    header = next(line for line in result.output.splitlines() if "run id" in line)
+    assert "IC" in header and "start" not in header
+    assert "Not shown, to fit 80 columns: " in result.output and "start" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
-from alphalab.cli._console import console
+from alphalab.cli._console import console, short_name
 from alphalab.config import get_settings, is_postgres_uri, sqlalchemy_url, uri_scheme
 from alphalab.exceptions import MissingDependencyError
 
@@ -83,7 +84,12 @@ def runs(
     filter_string: Annotated[
         str, typer.Option("--filter", "-f", help='MLflow filter, e.g. "metrics.IC > 0.03".')
     ] = "",
-    metrics: Annotated[int, typer.Option("--metrics", help="How many metric columns to show.")] = 4,
+    metrics: Annotated[
+        int,
+        typer.Option(
+            "--metrics", help="How many metric columns to show (IC, ICIR, Rank IC... first)."
+        ),
+    ] = 4,
     uri: UriOption = None,
 ) -> None:
     """Table of an experiment's runs: id, name, status, start, duration, key metrics."""
@@ -99,33 +105,78 @@ def runs(
     found = manager._search_runs(
         [exp.id], filter_string=filter_string, order_by=["attributes.start_time DESC"]
     )
-    keys: list[str] = []
-    for run in found:
-        for key in sorted(run.data.metrics):
-            if key not in keys:
-                keys.append(key)
-    keys = keys[:metrics]
+    keys = _metric_columns([run.data.metrics for run in found], metrics)
     parents: dict[str, int] = {}
     for run in found:
         parent = run.data.tags.get("mlflow.parentRunId")
         if parent:
             parents[parent] = parents.get(parent, 0) + 1
-    table = Table(title=f"Runs of {exp.name!r} ({len(found)})")
-    for column in ("run id", "name", "status", "start", "duration", "children", *keys):
-        table.add_column(column, overflow="fold", no_wrap=column in ("run id", "status"))
-    for run in found:
-        info, data = run.info, run.data
-        values = ["" if key not in data.metrics else f"{data.metrics[key]:.6g}" for key in keys]
-        table.add_row(
-            info.run_id,
-            info.run_name or "",
-            _status_text(info.status, data.tags),
-            _fmt_time(info.start_time),
-            _fmt_duration(info.start_time, info.end_time, info.status),
-            str(parents.get(info.run_id, "")),
-            *values,
-        )
+    columns: dict[str, list[str]] = {
+        "run id": [run.info.run_id for run in found],
+        "name": [run.info.run_name or "" for run in found],
+        "status": [_status_text(run.info.status, run.data.tags) for run in found],
+        "start": [_fmt_time(run.info.start_time)[:16] for run in found],
+        "duration": [
+            _fmt_duration(run.info.start_time, run.info.end_time, run.info.status) for run in found
+        ],
+    }
+    if parents:
+        columns["children"] = [str(parents.get(run.info.run_id, "")) for run in found]
+    for key in keys:
+        columns[short_name(key)] = [
+            "" if key not in run.data.metrics else f"{run.data.metrics[key]:.4g}" for run in found
+        ]
+    width = console.width
+    shown = _fitting_columns(columns, width)
+    table = Table(title=f"Runs of {exp.name!r} ({len(found)})", box=box.SIMPLE_HEAD)
+    for header in shown:
+        table.add_column(header, overflow="fold", justify="right" if header in keys else "left")
+    table.columns[0].no_wrap = True
+    for row in zip(*(columns[header] for header in shown), strict=True):
+        table.add_row(*row)
     console.print(table)
+    hidden = [header for header in columns if header not in shown]
+    if hidden:
+        console.print(
+            f"Not shown, to fit {width} columns: {', '.join(hidden)} (a wider terminal, or "
+            f"COLUMNS={_fitting_width(columns)}, shows them)"
+        )
+
+
+def _needed(columns: dict[str, list[str]], header: str) -> int:
+    """Characters a column takes: its longest cell (names fold past 16) and padding."""
+    cells = [len(cell) for cell in columns[header]]
+    if header == "name":
+        return min(max(cells, default=4), 16) + 3
+    return max([len(header), *cells]) + 3
+
+
+def _fitting_width(columns: dict[str, list[str]]) -> int:
+    return 4 + sum(_needed(columns, header) for header in columns)
+
+
+def _fitting_columns(columns: dict[str, list[str]], width: int) -> list[str]:
+    """The columns that fit ``width``: identity first, then metrics, duration, start."""
+    metric_headers = list(columns)[6 if "children" in columns else 5 :]
+    priority = ["run id", "name", "status", *metric_headers, "children", "duration", "start"]
+
+    shown: list[str] = []
+    used = 4  # the table's edges
+    for header in (h for h in priority if h in columns):
+        if len(shown) >= 3 and used + _needed(columns, header) > width:
+            break  # what follows matters less
+        shown.append(header)
+        used += _needed(columns, header)
+    return [header for header in columns if header in shown]
+
+
+def _metric_columns(runs_metrics: list[dict[str, float]], count: int) -> list[str]:
+    """The metrics to show: the workflow summary's (IC, ICIR...) in order, then the rest."""
+    from alphalab.workflow import SUMMARY_METRICS
+
+    present = {key for metrics in runs_metrics for key in metrics}
+    first = [key for key in SUMMARY_METRICS if key in present]
+    return (first + sorted(present - set(first)))[:count]
 
 
 @app.command("show")

@@ -10,25 +10,11 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from alphalab.cli._console import console
+from alphalab.cli._console import console, short_name
 from alphalab.config import RUNS_DIR_NAME
 from alphalab.exceptions import NotFoundError
 from alphalab.tracking import R, Recorder
 from alphalab.workflow import RunSummary, compare_metrics, parse_overrides, run_workflow
-
-_SHORT_NAMES = {
-    "1day.excess_return_without_cost.annualized_return": "ann. return (no cost)",
-    "1day.excess_return_without_cost.information_ratio": "IR (no cost)",
-    "1day.excess_return_without_cost.max_drawdown": "max drawdown (no cost)",
-    "1day.excess_return_with_cost.annualized_return": "ann. return (with cost)",
-    "1day.excess_return_with_cost.information_ratio": "IR (with cost)",
-    "1day.excess_return_with_cost.max_drawdown": "max drawdown (with cost)",
-}
-
-
-def short_name(metric: str) -> str:
-    """A readable column name for a summary metric."""
-    return _SHORT_NAMES.get(metric, metric)
 
 
 def print_summary(summary: RunSummary) -> None:

@@ -69,3 +69,15 @@ def test_unwritable_cache_falls_back_to_memory(
     assert "Could not write the feature cache" in caplog.text
     assert_frame_equal(frame, loader.load(model_market_store, "csi300", START, END))
     assert not list((tmp_path / "features").glob("*"))
+
+
+def test_cross_sectional_and_empty_results_through_the_cache(model_market_store, tmp_path) -> None:
+    codes = model_market_store.instruments("csi300", START, END)[:4]
+    loader = QlibDataLoader(
+        config={"feature": (["CSRank($close)", "$close/Ref($close, 1)"], ["RANK", "RET"])}
+    )
+    frame, _ = load_cached(loader, model_market_store, codes, START, END, tmp_path)
+    assert_frame_equal(frame, loader.load(model_market_store, codes, START, END))
+    empty, _ = load_cached(loader, model_market_store, codes, "2030-01-01", "2030-06-30", tmp_path)
+    assert empty.height == 0
+    assert empty.columns == ["datetime", "instrument", "feature/RANK", "feature/RET"]

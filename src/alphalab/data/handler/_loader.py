@@ -219,6 +219,7 @@ class QlibDataLoader:
             ends = pl.Series([high for _, high in runs]).cast(written.schema["datetime"])
             bounds = [[0, *p.get_column("datetime").search_sorted(ends, "right")] for p in pieces]
             with _IpcFile(target) as writer:
+                writer.write(written.head(0))  # the schema, also when no row is kept
                 for k in range(len(runs)):
                     run = [
                         p.slice(b[k], b[k + 1] - b[k]) for p, b in zip(pieces, bounds, strict=True)

@@ -16,7 +16,6 @@ from alphalab.data.expr._polars import (
     Plan,
     iter_plan,
     make_plan,
-    run_plan,
 )
 from alphalab.exceptions import ExpressionError
 
@@ -116,8 +115,8 @@ class ExpressionSet:
             ExpressionError: When a field an expression reads is not a column of ``frame``.
             DataError: On duplicate (instrument, datetime) rows.
         """
-        self._check_frame(frame)
-        return run_plan(self.plan, frame, self.required_fields, self.names, progress, dtype)
+        pieces = self.evaluate_pieces(frame, progress=progress, dtype=dtype)
+        return pl.concat(list(pieces), rechunk=False)
 
     def evaluate_pieces(
         self,

@@ -423,23 +423,6 @@ _CROSS_SECTIONAL = frozenset({"CSRank", "CSZScore", "Mask"})
 CHUNK_ROWS = 150_000
 
 
-def run_plan(
-    plan: Plan,
-    frame: pl.DataFrame,
-    fields: Sequence[str],
-    names: Sequence[str],
-    progress: Callable[[int, int], None] | None = None,
-    dtype: type[pl.Float32] | type[pl.Float64] = F64,
-) -> pl.DataFrame:
-    """Evaluate ``plan`` on ``frame``; returns ``datetime, instrument, *names`` as ``dtype``.
-
-    ``frame`` must hold ``datetime``, ``instrument`` and ``fields``; it is sorted by
-    (instrument, datetime) first when it is not already. ``progress(done, total)`` is called
-    after each batch with the number of outputs computed so far.
-    """
-    return pl.concat(list(iter_plan(plan, frame, fields, names, progress, dtype)), rechunk=False)
-
-
 def iter_plan(
     plan: Plan,
     frame: pl.DataFrame,
@@ -448,8 +431,12 @@ def iter_plan(
     progress: Callable[[int, int], None] | None = None,
     dtype: type[pl.Float32] | type[pl.Float64] = F64,
 ) -> Iterator[pl.DataFrame]:
-    """:func:`run_plan`'s result in pieces of whole instruments, computed one after the other.
+    """Evaluate ``plan`` on ``frame`` in pieces of whole instruments, one after the other.
 
+    ``frame`` must hold ``datetime``, ``instrument`` and ``fields``; it is sorted by
+    (instrument, datetime) first when it is not already. Each piece is ``datetime,
+    instrument, *names`` as ``dtype``; concatenated, the pieces are the whole result.
+    ``progress(done, total)`` is called after each batch with the outputs computed so far.
     Only one piece's float64 temporaries exist at a time; a plan with cross-sectional
     operators (they need every instrument of a date) gives one piece.
     """

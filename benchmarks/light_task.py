@@ -11,6 +11,8 @@ both import this file by path and only differ in the module paths they fill in.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 #: A subset of Alpha158 (same expressions and names as Qlib's ``Alpha158DL``).
@@ -149,3 +151,26 @@ def tune_model(spec: dict[str, Any], side: str) -> dict[str, Any]:
             "force_row_wise": True,
         },
     }
+
+
+def run_rolling(
+    task: dict[str, Any],
+    step: int,
+    rolling_gen: Any,
+    trainer_cls: Any,
+    collect: Callable[[], dict[Any, Any]],
+) -> tuple[float, dict[str, float], int, dict[Any, Any]]:
+    """The rolling study both sides time, with their own classes: generate the windows with
+    ``RollingGen(step, ROLL_SD)``, train them with ``TrainerR`` (``train`` + ``end_train``),
+    then ``collect()``. Returns seconds, the phases' seconds, windows and what was collected."""
+    phases: dict[str, float] = {}
+    began = time.perf_counter()
+    tasks = rolling_gen(step=step, rtype=rolling_gen.ROLL_SD).generate(task)
+    phases["generate"] = time.perf_counter() - began
+    trainer = trainer_cls(experiment_name="rolling")
+    recorders = trainer.end_train(trainer.train(tasks))
+    phases["train"] = time.perf_counter() - began - phases["generate"]
+    collected = collect()
+    seconds = time.perf_counter() - began
+    phases["collect"] = seconds - phases["train"] - phases["generate"]
+    return seconds, phases, len(recorders), collected

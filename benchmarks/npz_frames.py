@@ -4,6 +4,7 @@ different pandas versions). Needs only numpy and pandas, which both environments
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,3 +31,11 @@ def load_frame(path: str | Path) -> pd.DataFrame:
             names=["datetime", "instrument"],
         )
         return pd.DataFrame(z["values"], index=index, columns=list(z["columns"]))
+
+
+def save_rolling(path: str | Path, collected: dict[Any, Any]) -> dict[str, int]:
+    """Save a rolling study's ensembled predictions (one group: the model); their size."""
+    (frame,) = collected["pred"].values()
+    frame = frame.to_frame("score") if isinstance(frame, pd.Series) else frame[["score"]]
+    save_frame(path, frame)
+    return {"rows": len(frame), "days": int(frame.index.get_level_values(0).nunique())}

@@ -24,7 +24,7 @@ import harness  # this folder is on sys.path: the script runs from it
 import light_task
 import numpy as np
 import pandas as pd
-from npz_frames import load_frame, save_frame
+from npz_frames import load_frame, save_frame, save_rolling
 
 FIELDS = ["open", "high", "low", "close", "volume", "vwap"]
 
@@ -224,32 +224,20 @@ def _tracking_store(spec: dict[str, Any]) -> Path:
     return tracking
 
 
-def _save_rolling(spec: dict[str, Any], name: str, collected: dict[Any, Any]) -> dict[str, Any]:
-    """Save the ensembled predictions (one group: the model) as npz; their size."""
-    (frame,) = collected["pred"].values()
-    frame = frame.to_frame("score") if isinstance(frame, pd.Series) else frame[["score"]]
-    save_frame(Path(spec["out_dir"]) / f"{name}.npz", frame)
-    return {"rows": len(frame), "days": int(frame.index.get_level_values(0).nunique())}
-
-
 def step_tasks(spec: dict[str, Any]) -> dict[str, Any]:
     """RollingGen(sliding) + TrainerR + RecorderCollector(RollingGroup), in this process."""
     from alphalab.tasks import RecorderCollector, RollingGen, RollingGroup, TrainerR
 
     _tracking_store(spec)
-    task = light_task.rolling_task(spec, "alphalab")
-    phases: dict[str, float] = {}
-    began = time.perf_counter()
-    tasks = RollingGen(step=int(spec["rolling_step"]), rtype=RollingGen.ROLL_SD).generate(task)
-    phases["generate"] = time.perf_counter() - began
-    trainer = TrainerR(experiment_name="rolling")
-    recorders = trainer.end_train(trainer.train(tasks))
-    phases["train"] = time.perf_counter() - began - phases["generate"]
-    collected = RecorderCollector("rolling", process_list=RollingGroup())()
-    seconds = time.perf_counter() - began
-    phases["collect"] = seconds - phases["train"] - phases["generate"]
-    metrics = {"windows": len(recorders), **_save_rolling(spec, "tasks_alphalab", collected)}
-    return {"seconds": seconds, "phases": phases, "metrics": metrics}
+    seconds, phases, windows, collected = light_task.run_rolling(
+        light_task.rolling_task(spec, "alphalab"),
+        int(spec["rolling_step"]),
+        RollingGen,
+        TrainerR,
+        lambda: RecorderCollector("rolling", process_list=RollingGroup())(),
+    )
+    saved = save_rolling(Path(spec["out_dir"]) / "tasks_alphalab.npz", collected)
+    return {"seconds": seconds, "phases": phases, "metrics": {"windows": windows, **saved}}
 
 
 def _worker_env() -> dict[str, str]:
@@ -294,7 +282,10 @@ def step_tasks_pool(spec: dict[str, Any]) -> dict[str, Any]:
     codes = [p.wait() for p in procs]
     if any(codes):
         raise RuntimeError(f"worker processes exited with {codes}")
-    metrics = {"windows": len(recorders), **_save_rolling(spec, "tasks_pool_alphalab", collected)}
+    metrics = {
+        "windows": len(recorders),
+        **save_rolling(Path(spec["out_dir"]) / "tasks_pool_alphalab.npz", collected),
+    }
     return {"seconds": seconds, "metrics": metrics}
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import harness  # this folder is on sys.path: the script runs from it
 import light_task
 import pandas as pd
-from npz_frames import load_frame, save_frame
+from npz_frames import load_frame, save_frame, save_rolling
 
 FIELDS = ["open", "high", "low", "close", "volume", "vwap"]
 
@@ -259,28 +259,17 @@ def step_tasks(spec: dict[str, Any]) -> dict[str, Any]:
             "kwargs": {"uri": f"file:{work / 'mlruns'}", "default_exp_name": "Experiment"},
         },
     )
-    task = light_task.rolling_task(spec, "qlib")
-    phases: dict[str, float] = {}
-    began = time.perf_counter()
-    tasks = RollingGen(step=int(spec["rolling_step"]), rtype=RollingGen.ROLL_SD).generate(task)
-    phases["generate"] = time.perf_counter() - began
-    trainer = TrainerR(experiment_name="rolling")
-    recorders = trainer.end_train(trainer.train(tasks))
-    phases["train"] = time.perf_counter() - began - phases["generate"]
-    collected = RecorderCollector(
-        experiment="rolling", process_list=RollingGroup(), rec_key_func=_rolling_key
-    )()
-    seconds = time.perf_counter() - began
-    phases["collect"] = seconds - phases["train"] - phases["generate"]
-    (frame,) = collected["pred"].values()
-    frame = frame.to_frame("score") if isinstance(frame, pd.Series) else frame[["score"]]
-    save_frame(Path(spec["out_dir"]) / "tasks_peer.npz", frame)
-    metrics = {
-        "windows": len(recorders),
-        "rows": len(frame),
-        "days": int(frame.index.get_level_values(0).nunique()),
-    }
-    return {"seconds": seconds, "phases": phases, "metrics": metrics}
+    seconds, phases, windows, collected = light_task.run_rolling(
+        light_task.rolling_task(spec, "qlib"),
+        int(spec["rolling_step"]),
+        RollingGen,
+        TrainerR,
+        lambda: RecorderCollector(
+            experiment="rolling", process_list=RollingGroup(), rec_key_func=_rolling_key
+        )(),
+    )
+    saved = save_rolling(Path(spec["out_dir"]) / "tasks_peer.npz", collected)
+    return {"seconds": seconds, "phases": phases, "metrics": {"windows": windows, **saved}}
 
 
 STEPS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

@@ -122,15 +122,21 @@ def runs(
     }
     if parents:
         columns["children"] = [str(parents.get(run.info.run_id, "")) for run in found]
+    metric_headers = []
     for key in keys:
-        columns[short_name(key)] = [
+        header = short_name(key) if short_name(key) not in columns else f"metrics.{key}"
+        metric_headers.append(header)
+        columns[header] = [
             "" if key not in run.data.metrics else f"{run.data.metrics[key]:.4g}" for run in found
         ]
     width = console.width
-    shown = _fitting_columns(columns, width)
+    shown = _fitting_columns(columns, metric_headers, width)
     table = Table(title=f"Runs of {exp.name!r} ({len(found)})", box=box.SIMPLE_HEAD)
     for header in shown:
-        table.add_column(header, overflow="fold", justify="right" if header in keys else "left")
+        if header in metric_headers:
+            table.add_column(header, overflow="fold", justify="right")
+        else:
+            table.add_column(header, overflow="fold")
     table.columns[0].no_wrap = True
     for row in zip(*(columns[header] for header in shown), strict=True):
         table.add_row(*row)
@@ -155,9 +161,10 @@ def _fitting_width(columns: dict[str, list[str]]) -> int:
     return 4 + sum(_needed(columns, header) for header in columns)
 
 
-def _fitting_columns(columns: dict[str, list[str]], width: int) -> list[str]:
+def _fitting_columns(
+    columns: dict[str, list[str]], metric_headers: list[str], width: int
+) -> list[str]:
     """The columns that fit ``width``: identity first, then metrics, duration, start."""
-    metric_headers = list(columns)[6 if "children" in columns else 5 :]
     priority = ["run id", "name", "status", *metric_headers, "children", "duration", "start"]
 
     shown: list[str] = []
